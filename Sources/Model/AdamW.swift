@@ -1,0 +1,58 @@
+/// AdamW with decoupled weight decay (applied to matrices only, not norm gains) and clipping of the
+/// global gradient norm. Moments mirror the flat parameter buffer, so a step is one loop.
+public final class AdamW: @unchecked Sendable {
+    public var learningRate: Float
+    public var beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
+    /// Gradients are rescaled so their global L2 norm is at most this (nil = no clipping).
+    public var maxGradNorm: Float?
+    public let m: FloatBuffer, v: FloatBuffer
+    public private(set) var step = 0
+    private let decayMask: [Bool]
+    private let layout: ParameterLayout
+
+    public init(model: Transformer, learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.95,
+                epsilon: Float = 1e-8, weightDecay: Float = 0.0, maxGradNorm: Float? = 1.0) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+        self.maxGradNorm = maxGradNorm
+        layout = model.layout
+        m = FloatBuffer(count: model.parameterCount)
+        v = FloatBuffer(count: model.parameterCount)
+        decayMask = model.layout.entries.map(\.decays)
+    }
+
+    /// Restores the step count (with `m` and `v` loaded by the caller) when resuming.
+    public func restore(step: Int) { self.step = step }
+
+    /// One update from `model.gradients`; returns the gradient norm before clipping.
+    @discardableResult
+    public func update(_ model: Transformer) -> Float {
+        let g = model.gradients.ptr, p = model.parameters.ptr, mp = m.ptr, vp = v.ptr
+        let n = model.parameterCount
+        var ss: Double = 0
+        for i in 0..<n { ss += Double(g[i] * g[i]) }
+        let norm = Float(ss.squareRoot())
+        var scale: Float = 1
+        if let maxNorm = maxGradNorm, norm > maxNorm, norm.isFinite { scale = maxNorm / norm }
+        step += 1
+        let bc1 = 1 - pow(beta1, Float(step)), bc2 = 1 - pow(beta2, Float(step))
+        let lr = learningRate, b1 = beta1, b2 = beta2, eps = epsilon
+        for (k, e) in layout.entries.enumerated() {
+            let decay = decayMask[k] ? 1 - lr * weightDecay : 1
+            for i in e.offset..<(e.offset + e.count) {
+                let gi = g[i] * scale
+                mp[i] = b1 * mp[i] + (1 - b1) * gi
+                vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
+                let mh = mp[i] / bc1, vh = vp[i] / bc2
+                p[i] = p[i] * decay - lr * mh / (vh.squareRoot() + eps)
+            }
+        }
+        return norm
+    }
+}
+
+@inline(__always) func pow(_ x: Float, _ y: Float) -> Float { Float(Foundation.pow(Double(x), Double(y))) }
+import Foundation

@@ -1,0 +1,57 @@
+/// A flat, heap-allocated array of `Float` with a stable address: the storage under parameters,
+/// gradients, optimizer moments and activations (llm.c's layout). Kernels take its pointer; nothing
+/// outside `Model` touches raw memory.
+public final class FloatBuffer: @unchecked Sendable {
+    public let count: Int
+    let ptr: UnsafeMutablePointer<Float>
+
+    public init(count: Int, value: Float = 0) {
+        self.count = count
+        ptr = .allocate(capacity: Swift.max(count, 1))
+        ptr.initialize(repeating: value, count: Swift.max(count, 1))
+    }
+
+    public convenience init(_ values: [Float]) {
+        self.init(count: values.count)
+        values.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress { ptr.update(from: base, count: values.count) }
+        }
+    }
+
+    deinit { ptr.deallocate() }
+
+    public subscript(i: Int) -> Float {
+        get { precondition(i >= 0 && i < count, "FloatBuffer index out of range"); return ptr[i] }
+        set { precondition(i >= 0 && i < count, "FloatBuffer index out of range"); ptr[i] = newValue }
+    }
+
+    public var array: [Float] { Array(UnsafeBufferPointer(start: ptr, count: count)) }
+
+    public func slice(_ offset: Int, _ length: Int) -> [Float] {
+        precondition(offset >= 0 && offset + length <= count)
+        return Array(UnsafeBufferPointer(start: ptr + offset, count: length))
+    }
+
+    public func zero() { ptr.update(repeating: 0, count: count) }
+
+    public func copy(from other: FloatBuffer) {
+        precondition(other.count == count)
+        ptr.update(from: other.ptr, count: count)
+    }
+
+    public func write(_ values: [Float], at offset: Int) {
+        precondition(offset >= 0 && offset + values.count <= count)
+        values.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress { (ptr + offset).update(from: base, count: values.count) }
+        }
+    }
+}
+
+/// A scratch buffer that only grows: activations are re-used across steps of similar size.
+final class Scratch {
+    private(set) var buffer = FloatBuffer(count: 0)
+    func reserve(_ n: Int) -> UnsafeMutablePointer<Float> {
+        if buffer.count < n { buffer = FloatBuffer(count: n) }
+        return buffer.ptr
+    }
+}

@@ -1,0 +1,230 @@
+import Foundation
+
+/// How completions are sampled. The behaviour log-prob of each token is log softmax(logits / T) at the
+/// sampled token — the distribution before top-p truncation, as verl records it — or, for greedy
+/// decoding (T = 0), log softmax(logits).
+public struct SamplingOptions: Sendable {
+    public var temperature: Float
+    public var topP: Float
+    public var maxNewTokens: Int
+    /// Generation of a sequence ends after this token (which is kept in the completion).
+    public var stopToken: Int32?
+    public var seed: UInt64
+
+    public init(temperature: Float = 1, topP: Float = 1, maxNewTokens: Int = 16,
+                stopToken: Int32? = CharTokenizer.eos, seed: UInt64 = 0) {
+        self.temperature = temperature
+        self.topP = topP
+        self.maxNewTokens = maxNewTokens
+        self.stopToken = stopToken
+        self.seed = seed
+    }
+}
+
+public struct Completion: Sendable, Equatable {
+    public var tokens: [Int32]
+    /// Behaviour log-prob of each token in `tokens`.
+    public var logProbs: [Float]
+    /// Whether generation ended on the stop token (rather than the length limit).
+    public var stopped: Bool
+}
+
+/// The KV cache, laid out (layer, sequence, position, kv_dim) and written in place (llama2.c's layout).
+final class KVCache {
+    let layers: Int, sequences: Int, maxLen: Int, kvDim: Int
+    let k: FloatBuffer, v: FloatBuffer
+    var lengths: [Int]
+    init(layers: Int, sequences: Int, maxLen: Int, kvDim: Int) {
+        self.layers = layers
+        self.sequences = sequences
+        self.maxLen = maxLen
+        self.kvDim = kvDim
+        k = FloatBuffer(count: layers * sequences * maxLen * kvDim)
+        v = FloatBuffer(count: layers * sequences * maxLen * kvDim)
+        lengths = [Int](repeating: 0, count: sequences)
+    }
+    @inline(__always) func offset(_ l: Int, _ s: Int, _ pos: Int) -> Int { ((l * sequences + s) * maxLen + pos) * kvDim }
+}
+
+extension Transformer {
+    /// Samples a completion for every prompt, batching all live sequences through each matrix product.
+    /// Sequence i draws from its own random stream (seed, i), so results don't depend on batch size.
+    public func generate(prompts: [[Int32]], options: SamplingOptions) throws -> [Completion] {
+        guard !prompts.isEmpty else { return [] }
+        for p in prompts { try checkTokens(p) }
+        if let empty = prompts.firstIndex(where: { $0.isEmpty }) {
+            throw ModelError.input("Prompt \(empty) is empty; a prompt needs at least one token (e.g. BOS).")
+        }
+        guard options.temperature >= 0, options.topP > 0, options.topP <= 1, options.maxNewTokens >= 0 else {
+            throw ModelError.input("Sampling needs temperature ≥ 0, 0 < top-p ≤ 1 and max new tokens ≥ 0.")
+        }
+        let maxLen = prompts.map(\.count).max()! + options.maxNewTokens
+        guard maxLen <= config.maxPositionEmbeddings else {
+            throw ModelError.input("Prompt plus \(options.maxNewTokens) new tokens is \(maxLen) positions, more than max_position_embeddings \(config.maxPositionEmbeddings).")
+        }
+        let cache = KVCache(layers: config.numHiddenLayers, sequences: prompts.count, maxLen: maxLen, kvDim: config.kvDim)
+        var rngs = (0..<prompts.count).map { SplitMix64.stream(seed: options.seed, index: UInt64($0)) }
+        var out = prompts.map { _ in Completion(tokens: [], logProbs: [], stopped: false) }
+        var live = Array(0..<prompts.count)
+        var step = 0
+        // Prefill with every prompt token, then one token per live sequence per step.
+        var rows: [(seq: Int, token: Int32)] = prompts.enumerated().flatMap { s, p in p.map { (s, $0) } }
+        let vocab = config.vocabSize
+        while !live.isEmpty && step < options.maxNewTokens {
+            let logits = incremental(rows: rows, cache: cache)
+            var next: [(seq: Int, token: Int32)] = []
+            for (k, s) in live.enumerated() {
+                let (tok, lp) = sample(logits: logits, row: k, vocab: vocab, options: options, rng: &rngs[s])
+                out[s].tokens.append(tok)
+                out[s].logProbs.append(lp)
+                if tok == options.stopToken { out[s].stopped = true } else { next.append((s, tok)) }
+            }
+            live = next.map(\.seq)
+            rows = next
+            step += 1
+        }
+        return out
+    }
+
+    /// Runs `rows` (new tokens, grouped by sequence in order) through the model with the cache and
+    /// returns the logits of the last new token of each sequence present, in order of appearance.
+    func incremental(rows: [(seq: Int, token: Int32)], cache: KVCache) -> [Float] {
+        let n = rows.count, c = config.hiddenSize, heads = config.numAttentionHeads
+        let kvHeads = config.numKeyValueHeads, d = config.headDim, hd = heads * d, kvd = config.kvDim
+        let inter = config.intermediateSize, vocab = config.vocabSize, eps = Float(config.rmsNormEps)
+        let group = heads / kvHeads, scale = 1 / Float(d).squareRoot()
+        let p = parameters.ptr, L = layout
+
+        var positions = [Int32](repeating: 0, count: n)
+        var lastRows: [Int] = []
+        for (i, r) in rows.enumerated() {
+            positions[i] = Int32(cache.lengths[r.seq])
+            cache.lengths[r.seq] += 1
+            if i + 1 == n || rows[i + 1].seq != r.seq { lastRows.append(i) }
+        }
+        var x = [Float](repeating: 0, count: n * c), ln = x, xMid = x
+        var q = [Float](repeating: 0, count: n * hd), att = q
+        var kk = [Float](repeating: 0, count: n * kvd), vv = kk
+        var gate = [Float](repeating: 0, count: n * inter), up = gate
+        var scores = [Float](repeating: 0, count: cache.maxLen)
+        x.withUnsafeMutableBufferPointer { xb in
+            for (i, r) in rows.enumerated() {
+                (xb.baseAddress! + i * c).update(from: p + L.embed + Int(r.token) * c, count: c)
+            }
+        }
+        withPointers(&x, &ln, &xMid, &q, &att, &kk, &vv, &gate, &up, &scores, positions) {
+            x, ln, xMid, q, att, kk, vv, gate, up, scores, pos in
+            for l in 0..<config.numHiddenLayers {
+                let W = L.layers[l]
+                rmsnormForward(ln, nil, x, p + W.inputNorm, n: n, c: c, eps: eps)
+                linearForward(q, ln, p + W.q, n: n, inDim: c, outDim: hd)
+                linearForward(kk, ln, p + W.k, n: n, inDim: c, outDim: kvd)
+                linearForward(vv, ln, p + W.v, n: n, inDim: c, outDim: kvd)
+                ropeApply(q, positions: pos, n: n, heads: heads, headDim: d, tables: rope, inverse: false)
+                ropeApply(kk, positions: pos, n: n, heads: kvHeads, headDim: d, tables: rope, inverse: false)
+                for (i, r) in rows.enumerated() {
+                    let o = cache.offset(l, r.seq, Int(pos[i]))
+                    (cache.k.ptr + o).update(from: kk + i * kvd, count: kvd)
+                    (cache.v.ptr + o).update(from: vv + i * kvd, count: kvd)
+                }
+                for (i, r) in rows.enumerated() {
+                    let len = Int(pos[i]) + 1
+                    let kBase = cache.k.ptr + cache.offset(l, r.seq, 0), vBase = cache.v.ptr + cache.offset(l, r.seq, 0)
+                    for h in 0..<heads {
+                        let qh = q + i * hd + h * d, kh = (h / group) * d
+                        var mx = -Float.infinity
+                        for j in 0..<len {
+                            let kj = kBase + j * kvd + kh
+                            var s: Float = 0
+                            for t in 0..<d { s += qh[t] * kj[t] }
+                            s *= scale
+                            scores[j] = s
+                            mx = max(mx, s)
+                        }
+                        var sum: Float = 0
+                        for j in 0..<len { let e = expf(scores[j] - mx); scores[j] = e; sum += e }
+                        let oh = att + i * hd + h * d
+                        oh.update(repeating: 0, count: d)
+                        let inv = 1 / sum
+                        for j in 0..<len {
+                            let w = scores[j] * inv, vj = vBase + j * kvd + kh
+                            for t in 0..<d { oh[t] += w * vj[t] }
+                        }
+                    }
+                }
+                linearForward(xMid, att, p + W.o, n: n, inDim: hd, outDim: c)
+                for i in 0..<(n * c) { xMid[i] += x[i] }
+                rmsnormForward(ln, nil, xMid, p + W.postNorm, n: n, c: c, eps: eps)
+                linearForward(gate, ln, p + W.gate, n: n, inDim: c, outDim: inter)
+                linearForward(up, ln, p + W.up, n: n, inDim: c, outDim: inter)
+                swigluForward(gate, gate, up, count: n * inter)
+                linearForward(x, gate, p + W.down, n: n, inDim: inter, outDim: c)
+                for i in 0..<(n * c) { x[i] += xMid[i] }
+            }
+        }
+        // Final norm and LM head for the last row of each sequence only.
+        let m = lastRows.count
+        var last = [Float](repeating: 0, count: m * c), normed = last
+        var logits = [Float](repeating: 0, count: m * vocab)
+        for (k, i) in lastRows.enumerated() { for j in 0..<c { last[k * c + j] = x[i * c + j] } }
+        last.withUnsafeBufferPointer { lb in
+            normed.withUnsafeMutableBufferPointer { nb in
+                logits.withUnsafeMutableBufferPointer { ob in
+                    rmsnormForward(nb.baseAddress!, nil, lb.baseAddress!, p + L.finalNorm, n: m, c: c, eps: eps)
+                    linearForward(ob.baseAddress!, nb.baseAddress!, p + L.lmHead, n: m, inDim: c, outDim: vocab)
+                }
+            }
+        }
+        return logits
+    }
+
+    /// Draws one token from row `row` of `logits`; returns it with its behaviour log-prob.
+    func sample(logits: [Float], row: Int, vocab: Int, options: SamplingOptions,
+                rng: inout SplitMix64) -> (Int32, Float) {
+        let z = Array(logits[(row * vocab)..<((row + 1) * vocab)])
+        let t = options.temperature > 0 ? options.temperature : 1
+        let mx = z.max()!
+        var probs = z.map { expf(($0 - mx) / t) }
+        let sum = probs.reduce(0, +)
+        for j in 0..<vocab { probs[j] /= sum }
+        let logSum = logf(sum)
+        func logProb(_ j: Int) -> Float { (z[j] - mx) / t - logSum }
+        if options.temperature == 0 {
+            let j = z.indices.max { z[$0] < z[$1] }!
+            return (Int32(j), logProb(j))
+        }
+        var candidates = Array(0..<vocab)
+        var mass: Float = 1
+        if options.topP < 1 {
+            candidates.sort { probs[$0] > probs[$1] }
+            var cum: Float = 0, keep = 0
+            while keep < vocab { cum += probs[candidates[keep]]; keep += 1; if cum >= options.topP { break } }
+            candidates = Array(candidates[0..<keep])
+            mass = cum
+        }
+        let u = rng.nextFloat() * mass
+        var acc: Float = 0
+        for j in candidates {
+            acc += probs[j]
+            if u < acc { return (Int32(j), logProb(j)) }
+        }
+        let j = candidates.last!
+        return (Int32(j), logProb(j))
+    }
+}
+
+/// Lends mutable pointers to the scratch arrays of `incremental` for the duration of `body`.
+private func withPointers(_ a: inout [Float], _ b: inout [Float], _ c: inout [Float], _ d: inout [Float],
+                          _ e: inout [Float], _ f: inout [Float], _ g: inout [Float], _ h: inout [Float],
+                          _ i: inout [Float], _ j: inout [Float], _ pos: [Int32],
+                          _ body: (FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, UnsafePointer<Int32>) -> Void) {
+    a.withUnsafeMutableBufferPointer { a in b.withUnsafeMutableBufferPointer { b in
+    c.withUnsafeMutableBufferPointer { c in d.withUnsafeMutableBufferPointer { d in
+    e.withUnsafeMutableBufferPointer { e in f.withUnsafeMutableBufferPointer { f in
+    g.withUnsafeMutableBufferPointer { g in h.withUnsafeMutableBufferPointer { h in
+    i.withUnsafeMutableBufferPointer { i in j.withUnsafeMutableBufferPointer { j in
+    pos.withUnsafeBufferPointer { pos in
+        body(a.baseAddress!, b.baseAddress!, c.baseAddress!, d.baseAddress!, e.baseAddress!, f.baseAddress!,
+             g.baseAddress!, h.baseAddress!, i.baseAddress!, j.baseAddress!, pos.baseAddress!)
+    } } } } } } } } } } }
+}

@@ -1,0 +1,199 @@
+import CBLAS
+import Foundation
+
+// Numeric kernels over raw buffers. Shapes are in the comments; rows are tokens. Every forward has its
+// backward beside it, mirroring it line by line. Matrix products go to OpenBLAS; the rest is plain loops.
+
+typealias FPtr = UnsafeMutablePointer<Float>
+typealias CFPtr = UnsafePointer<Float>
+
+/// Sets OpenBLAS's thread count for this process (several Dots processes share a host; default 1).
+public func setComputeThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+
+/// C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, row-major.
+@inline(__always)
+func gemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+          _ a: CFPtr, lda: Int, _ b: CFPtr, ldb: Int, beta: Float, _ c: FPtr, ldc: Int) {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// y (N,out) = x (N,in) · Wᵀ, W is (out,in) as in PyTorch.
+@inline(__always)
+func linearForward(_ y: FPtr, _ x: CFPtr, _ w: CFPtr, n: Int, inDim: Int, outDim: Int) {
+    gemm(false, true, m: n, n: outDim, k: inDim, x, lda: inDim, w, ldb: inDim, beta: 0, y, ldc: outDim)
+}
+
+/// dx (N,in) (+)= dy (N,out) · W;  dW (out,in) += dyᵀ · x.
+@inline(__always)
+func linearBackward(dx: FPtr?, accumulate: Bool, dw: FPtr, dy: CFPtr, x: CFPtr, w: CFPtr,
+                    n: Int, inDim: Int, outDim: Int) {
+    if let dx {
+        gemm(false, false, m: n, n: inDim, k: outDim, dy, lda: outDim, w, ldb: inDim,
+             beta: accumulate ? 1 : 0, dx, ldc: inDim)
+    }
+    gemm(true, false, m: outDim, n: inDim, k: n, dy, lda: outDim, x, ldb: inDim, beta: 1, dw, ldc: inDim)
+}
+
+/// RMSNorm (Hugging Face Llama): out = w ⊙ x / √(mean(x²) + ε). x, out (N,C); rstd (N).
+func rmsnormForward(_ out: FPtr, _ rstd: FPtr?, _ x: CFPtr, _ w: CFPtr, n: Int, c: Int, eps: Float) {
+    for i in 0..<n {
+        let xi = x + i * c, oi = out + i * c
+        var ss: Float = 0
+        for j in 0..<c { ss += xi[j] * xi[j] }
+        let r = 1 / (ss / Float(c) + eps).squareRoot()
+        rstd?[i] = r
+        for j in 0..<c { oi[j] = xi[j] * r * w[j] }
+    }
+}
+
+/// dx += rstd · (ĝ − x̂ · mean(ĝ ⊙ x̂)) with ĝ = dout ⊙ w, x̂ = x · rstd;  dw += Σ_rows dout ⊙ x̂.
+func rmsnormBackward(dx: FPtr, dw: FPtr, dout: CFPtr, x: CFPtr, w: CFPtr, rstd: CFPtr, n: Int, c: Int) {
+    for i in 0..<n {
+        let xi = x + i * c, di = dout + i * c, dxi = dx + i * c
+        let r = rstd[i]
+        var dot: Float = 0
+        for j in 0..<c {
+            let xh = xi[j] * r
+            dot += di[j] * w[j] * xh
+            dw[j] += di[j] * xh
+        }
+        let m = dot / Float(c)
+        for j in 0..<c { dxi[j] += r * (di[j] * w[j] - xi[j] * r * m) }
+    }
+}
+
+/// Rotary tables (positions × D/2), as Hugging Face Llama builds them: inv_freq[i] = θ^(−2i/D).
+struct RopeTables {
+    let cos: [Float], sin: [Float], half: Int, maxPositions: Int
+    init(headDim: Int, theta: Double, maxPositions: Int) {
+        half = headDim / 2
+        self.maxPositions = maxPositions
+        var c = [Float](repeating: 0, count: maxPositions * half), s = c
+        for p in 0..<maxPositions {
+            for i in 0..<half {
+                let invFreq = Float(1.0 / pow(theta, Double(2 * i) / Double(headDim)))
+                let angle = Float(p) * invFreq
+                c[p * half + i] = Foundation.cos(angle)
+                s[p * half + i] = Foundation.sin(angle)
+            }
+        }
+        cos = c
+        sin = s
+    }
+}
+
+/// Rotate-half RoPE in place on x (N, heads·D): (a, b) → (a·cos − b·sin, b·cos + a·sin) for the two
+/// halves of each head. `inverse` applies the transpose rotation, which is the backward pass.
+func ropeApply(_ x: FPtr, positions: UnsafePointer<Int32>, n: Int, heads: Int, headDim: Int,
+               tables: RopeTables, inverse: Bool) {
+    let half = headDim / 2
+    let sign: Float = inverse ? -1 : 1
+    tables.cos.withUnsafeBufferPointer { cosT in
+        tables.sin.withUnsafeBufferPointer { sinT in
+            for i in 0..<n {
+                let p = Int(positions[i])
+                let cp = cosT.baseAddress! + p * half, sp = sinT.baseAddress! + p * half
+                for h in 0..<heads {
+                    let v = x + i * heads * headDim + h * headDim
+                    for j in 0..<half {
+                        let a = v[j], b = v[j + half], c = cp[j], s = sign * sp[j]
+                        v[j] = a * c - b * s
+                        v[j + half] = b * c + a * s
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// SwiGLU: h = silu(g) ⊙ u, all (N, I).
+func swigluForward(_ h: FPtr, _ g: CFPtr, _ u: CFPtr, count: Int) {
+    for i in 0..<count {
+        let gi = g[i]
+        h[i] = gi / (1 + expf(-gi)) * u[i]
+    }
+}
+
+/// dg = dh ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))), du = dh ⊙ silu(g).
+func swigluBackward(dg: FPtr, du: FPtr, dh: CFPtr, g: CFPtr, u: CFPtr, count: Int) {
+    for i in 0..<count {
+        let gi = g[i]
+        let s = 1 / (1 + expf(-gi))
+        du[i] = dh[i] * gi * s
+        dg[i] = dh[i] * u[i] * s * (1 + gi * (1 - s))
+    }
+}
+
+/// Causal self-attention of one sequence of length T, all heads.
+/// q (T, H·D) at row stride qs, k/v (T, KV·D) at stride ks; probs (H, T, T) saved for the backward;
+/// out (T, H·D) at stride qs. Query head h reads key/value head h / (H/KV) (grouped-query attention).
+func attentionForward(out: FPtr, probs: FPtr, q: CFPtr, k: CFPtr, v: CFPtr, t: Int,
+                      heads: Int, kvHeads: Int, headDim: Int) {
+    let qs = heads * headDim, ks = kvHeads * headDim, group = heads / kvHeads
+    let scale = 1 / Float(headDim).squareRoot()
+    for h in 0..<heads {
+        let kh = h / group
+        let p = probs + h * t * t
+        // S = scale · Q_h K_hᵀ  (T,T)
+        gemm(false, true, m: t, n: t, k: headDim, alpha: scale, q + h * headDim, lda: qs,
+             k + kh * headDim, ldb: ks, beta: 0, p, ldc: t)
+        for i in 0..<t {
+            let row = p + i * t
+            var mx = -Float.infinity
+            for j in 0...i where row[j] > mx { mx = row[j] }
+            var sum: Float = 0
+            for j in 0...i { let e = expf(row[j] - mx); row[j] = e; sum += e }
+            let inv = 1 / sum
+            for j in 0...i { row[j] *= inv }
+            for j in (i + 1)..<t { row[j] = 0 }
+        }
+        // O_h = P V_h  (T,D)
+        gemm(false, false, m: t, n: headDim, k: t, p, lda: t, v + kh * headDim, ldb: ks,
+             beta: 0, out + h * headDim, ldc: qs)
+    }
+}
+
+/// Backward of `attentionForward`: dq is overwritten, dk and dv accumulate (heads of one group share
+/// them). `scratch` holds T·T floats.
+func attentionBackward(dq: FPtr, dk: FPtr, dv: FPtr, dout: CFPtr, probs: CFPtr, q: CFPtr, k: CFPtr,
+                       v: CFPtr, t: Int, heads: Int, kvHeads: Int, headDim: Int, scratch: FPtr) {
+    let qs = heads * headDim, ks = kvHeads * headDim, group = heads / kvHeads
+    let scale = 1 / Float(headDim).squareRoot()
+    for h in 0..<heads {
+        let kh = h / group
+        let p = probs + h * t * t
+        let dp = scratch
+        // dP = dO_h V_hᵀ (T,T);  dV_h += Pᵀ dO_h
+        gemm(false, true, m: t, n: t, k: headDim, dout + h * headDim, lda: qs, v + kh * headDim, ldb: ks,
+             beta: 0, dp, ldc: t)
+        gemm(true, false, m: t, n: headDim, k: t, p, lda: t, dout + h * headDim, ldb: qs,
+             beta: 1, dv + kh * headDim, ldc: ks)
+        // dS = P ⊙ (dP − rowsum(dP ⊙ P))
+        for i in 0..<t {
+            let pr = p + i * t, dr = dp + i * t
+            var dot: Float = 0
+            for j in 0...i { dot += pr[j] * dr[j] }
+            for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) }
+            for j in (i + 1)..<t { dr[j] = 0 }
+        }
+        // dQ_h = scale · dS K_h;  dK_h += scale · dSᵀ Q_h
+        gemm(false, false, m: t, n: headDim, k: t, alpha: scale, dp, lda: t, k + kh * headDim, ldb: ks,
+             beta: 0, dq + h * headDim, ldc: qs)
+        gemm(true, false, m: t, n: headDim, k: t, alpha: scale, dp, lda: t, q + h * headDim, ldb: qs,
+             beta: 1, dk + kh * headDim, ldc: ks)
+    }
+}
+
+/// C = A·B for square n×n matrices: the reference product `dots bench model` measures the peak with.
+public func sgemmForBenchmark(n: Int, _ a: [Float], _ b: [Float], _ c: inout [Float]) {
+    precondition(a.count == n * n && b.count == n * n && c.count == n * n)
+    a.withUnsafeBufferPointer { a in
+        b.withUnsafeBufferPointer { b in
+            c.withUnsafeMutableBufferPointer { c in
+                gemm(false, false, m: n, n: n, k: n, a.baseAddress!, lda: n, b.baseAddress!, ldb: n,
+                     beta: 0, c.baseAddress!, ldc: n)
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+import Foundation
+
+/// Sequences packed back to back (no padding): row i of every activation is token i of the batch.
+/// Positions restart at 0 for each sequence; attention never crosses a sequence boundary.
+public struct TokenBatch: Sendable {
+    public let tokens: [Int32]
+    /// Sequence s occupies rows seqStarts[s] ..< seqStarts[s+1].
+    public let seqStarts: [Int]
+
+    public init(sequences: [[Int32]]) {
+        var starts = [0], tokens: [Int32] = []
+        for s in sequences { tokens += s; starts.append(tokens.count) }
+        self.tokens = tokens
+        seqStarts = starts
+    }
+
+    public var rowCount: Int { tokens.count }
+    public var sequenceCount: Int { seqStarts.count - 1 }
+
+    /// The next-token target of each row, −1 for the last row of a sequence.
+    public var targets: [Int32] {
+        var t = [Int32](repeating: -1, count: tokens.count)
+        for s in 0..<sequenceCount {
+            for i in seqStarts[s]..<max(seqStarts[s], seqStarts[s + 1] - 1) { t[i] = tokens[i + 1] }
+        }
+        return t
+    }
+}
+
+/// A decoder-only Llama: embedding → N × (RMSNorm → attention → residual → RMSNorm → SwiGLU → residual)
+/// → RMSNorm → LM head. Parameters and gradients are flat buffers laid out by `ParameterLayout`.
+/// Not thread-safe: one process, one owner.
+public final class Transformer: @unchecked Sendable {
+    public let config: ModelConfig
+    public let layout: ParameterLayout
+    public let parameters: FloatBuffer
+    public let gradients: FloatBuffer
+    let rope: RopeTables
+
+    // Activations of the last forward, kept for the backward.
+    private let acts = Scratch(), grads = Scratch()
+    private var lastBatch: TokenBatch?
+    private var positions: [Int32] = []
+    private var actOffsets = ActivationOffsets()
+
+    public init(config: ModelConfig) throws {
+        try config.validate()
+        self.config = config
+        layout = ParameterLayout(config)
+        parameters = FloatBuffer(count: layout.totalCount)
+        gradients = FloatBuffer(count: layout.totalCount)
+        rope = RopeTables(headDim: config.headDim, theta: config.ropeTheta, maxPositions: config.maxPositionEmbeddings)
+    }
+
+    /// Random initialisation: N(0, 0.02) for matrices, residual outputs scaled by 1/√(2L) (GPT-2's
+    /// rule, so depth doesn't blow up the residual stream), norm gains 1.
+    public func initialize(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        let residualScale = 1 / Float(2 * config.numHiddenLayers).squareRoot()
+        for e in layout.entries {
+            if e.shape.count == 1 {
+                for i in 0..<e.count { parameters.ptr[e.offset + i] = 1 }
+                continue
+            }
+            let isResidualOut = e.name.hasSuffix("o_proj.weight") || e.name.hasSuffix("down_proj.weight")
+            let std: Float = 0.02 * (isResidualOut ? residualScale : 1)
+            for i in 0..<e.count { parameters.ptr[e.offset + i] = std * rng.nextGaussian() }
+        }
+    }
+
+    public var parameterCount: Int { layout.totalCount }
+
+    func checkTokens(_ tokens: [Int32]) throws {
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw ModelError.input("Token id \(bad) is outside the vocabulary of \(config.vocabSize).")
+        }
+    }
+
+    struct ActivationOffsets {
+        var perLayer = 0, xIn = 0, ln1 = 0, rstd1 = 0, q = 0, k = 0, v = 0, probs = 0, att = 0, xMid = 0
+        var ln2 = 0, rstd2 = 0, gate = 0, up = 0, h = 0
+        var xOut = 0, lnf = 0, rstdf = 0, logits = 0, total = 0
+        var probOffsets: [Int] = []  // per sequence, within a layer's probs block
+    }
+
+    private func planActivations(_ batch: TokenBatch) -> ActivationOffsets {
+        let n = batch.rowCount, c = config.hiddenSize, hd = config.numAttentionHeads * config.headDim
+        let kvd = config.kvDim, inter = config.intermediateSize, heads = config.numAttentionHeads
+        var o = ActivationOffsets()
+        var probTotal = 0
+        for s in 0..<batch.sequenceCount {
+            o.probOffsets.append(probTotal)
+            let t = batch.seqStarts[s + 1] - batch.seqStarts[s]
+            probTotal += heads * t * t
+        }
+        var off = 0
+        func take(_ k: Int) -> Int { defer { off += k }; return off }
+        o.xIn = take(n * c); o.ln1 = take(n * c); o.rstd1 = take(n); o.q = take(n * hd); o.k = take(n * kvd)
+        o.v = take(n * kvd); o.probs = take(probTotal); o.att = take(n * hd); o.xMid = take(n * c)
+        o.ln2 = take(n * c); o.rstd2 = take(n); o.gate = take(n * inter); o.up = take(n * inter); o.h = take(n * inter)
+        o.perLayer = off
+        off = o.perLayer * config.numHiddenLayers
+        o.xOut = take(n * c); o.lnf = take(n * c); o.rstdf = take(n); o.logits = take(n * config.vocabSize)
+        o.total = off
+        return o
+    }
+
+    /// Runs the model over a packed batch and keeps the activations for `backward`.
+    /// Returns the logits, (rows, vocab), valid until the next forward.
+    @discardableResult
+    public func forward(_ batch: TokenBatch) throws -> UnsafeBufferPointer<Float> {
+        try checkTokens(batch.tokens)
+        for s in 0..<batch.sequenceCount where batch.seqStarts[s + 1] - batch.seqStarts[s] > config.maxPositionEmbeddings {
+            throw ModelError.input("A sequence of \(batch.seqStarts[s + 1] - batch.seqStarts[s]) tokens exceeds max_position_embeddings \(config.maxPositionEmbeddings).")
+        }
+        let n = batch.rowCount, c = config.hiddenSize, heads = config.numAttentionHeads
+        let kvHeads = config.numKeyValueHeads, d = config.headDim, hd = heads * d, kvd = config.kvDim
+        let inter = config.intermediateSize, vocab = config.vocabSize, eps = Float(config.rmsNormEps)
+        let o = planActivations(batch)
+        actOffsets = o
+        lastBatch = batch
+        positions = [Int32](repeating: 0, count: n)
+        for s in 0..<batch.sequenceCount {
+            for i in batch.seqStarts[s]..<batch.seqStarts[s + 1] { positions[i] = Int32(i - batch.seqStarts[s]) }
+        }
+        let a = acts.reserve(o.total), p = parameters.ptr, L = layout
+
+        // Embedding lookup into the first layer's residual input.
+        for i in 0..<n {
+            (a + o.xIn + i * c).update(from: p + L.embed + Int(batch.tokens[i]) * c, count: c)
+        }
+        positions.withUnsafeBufferPointer { pos in
+            for l in 0..<config.numHiddenLayers {
+                let base = a + l * o.perLayer, W = L.layers[l]
+                let x = base + o.xIn
+                rmsnormForward(base + o.ln1, base + o.rstd1, x, p + W.inputNorm, n: n, c: c, eps: eps)
+                linearForward(base + o.q, base + o.ln1, p + W.q, n: n, inDim: c, outDim: hd)
+                linearForward(base + o.k, base + o.ln1, p + W.k, n: n, inDim: c, outDim: kvd)
+                linearForward(base + o.v, base + o.ln1, p + W.v, n: n, inDim: c, outDim: kvd)
+                ropeApply(base + o.q, positions: pos.baseAddress!, n: n, heads: heads, headDim: d, tables: rope, inverse: false)
+                ropeApply(base + o.k, positions: pos.baseAddress!, n: n, heads: kvHeads, headDim: d, tables: rope, inverse: false)
+                for s in 0..<batch.sequenceCount {
+                    let r0 = batch.seqStarts[s], t = batch.seqStarts[s + 1] - r0
+                    if t == 0 { continue }
+                    attentionForward(out: base + o.att + r0 * hd, probs: base + o.probs + o.probOffsets[s],
+                                     q: base + o.q + r0 * hd, k: base + o.k + r0 * kvd, v: base + o.v + r0 * kvd,
+                                     t: t, heads: heads, kvHeads: kvHeads, headDim: d)
+                }
+                // x_mid = x + O·att
+                let xMid = base + o.xMid
+                linearForward(xMid, base + o.att, p + W.o, n: n, inDim: hd, outDim: c)
+                for i in 0..<(n * c) { xMid[i] += x[i] }
+                rmsnormForward(base + o.ln2, base + o.rstd2, xMid, p + W.postNorm, n: n, c: c, eps: eps)
+                linearForward(base + o.gate, base + o.ln2, p + W.gate, n: n, inDim: c, outDim: inter)
+                linearForward(base + o.up, base + o.ln2, p + W.up, n: n, inDim: c, outDim: inter)
+                swigluForward(base + o.h, base + o.gate, base + o.up, count: n * inter)
+                // next residual input = x_mid + Down·h
+                let next = l + 1 < config.numHiddenLayers ? a + (l + 1) * o.perLayer + o.xIn : a + o.xOut
+                linearForward(next, base + o.h, p + W.down, n: n, inDim: inter, outDim: c)
+                for i in 0..<(n * c) { next[i] += xMid[i] }
+            }
+        }
+        rmsnormForward(a + o.lnf, a + o.rstdf, a + o.xOut, p + L.finalNorm, n: n, c: c, eps: eps)
+        linearForward(a + o.logits, a + o.lnf, p + L.lmHead, n: n, inDim: c, outDim: vocab)
+        return UnsafeBufferPointer(start: a + o.logits, count: n * vocab)
+    }
+
+    /// Back-propagates dLoss/dlogits (rows, vocab) through the last forward, adding into `gradients`.
+    public func backward(dLogits: UnsafePointer<Float>) {
+        guard let batch = lastBatch else { preconditionFailure("backward without a forward") }
+        let o = actOffsets
+        let n = batch.rowCount, c = config.hiddenSize, heads = config.numAttentionHeads
+        let kvHeads = config.numKeyValueHeads, d = config.headDim, hd = heads * d, kvd = config.kvDim
+        let inter = config.intermediateSize, vocab = config.vocabSize
+        let a = acts.buffer.ptr, p = parameters.ptr, g = gradients.ptr, L = layout
+        var maxT = 0
+        for s in 0..<batch.sequenceCount { maxT = max(maxT, batch.seqStarts[s + 1] - batch.seqStarts[s]) }
+
+        var off = 0
+        func take(_ k: Int) -> Int { defer { off += k }; return off }
+        let oDx = take(n * c), oDln = take(n * c), oDatt = take(n * hd), oDq = take(n * hd), oDk = take(n * kvd)
+        let oDv = take(n * kvd), oDg = take(n * inter), oDu = take(n * inter), oDh = take(n * inter)
+        let oScr = take(maxT * maxT)
+        let sb = grads.reserve(off)
+        let dx = sb + oDx, dln = sb + oDln, datt = sb + oDatt, dq = sb + oDq, dk = sb + oDk, dv = sb + oDv
+        let dgate = sb + oDg, dup = sb + oDu, dh = sb + oDh, scr = sb + oScr
+
+        // LM head and final norm.
+        linearBackward(dx: dln, accumulate: false, dw: g + L.lmHead, dy: dLogits, x: a + o.lnf, w: p + L.lmHead,
+                       n: n, inDim: c, outDim: vocab)
+        dx.update(repeating: 0, count: n * c)
+        rmsnormBackward(dx: dx, dw: g + L.finalNorm, dout: dln, x: a + o.xOut, w: p + L.finalNorm,
+                        rstd: a + o.rstdf, n: n, c: c)
+
+        positions.withUnsafeBufferPointer { pos in
+            for l in stride(from: config.numHiddenLayers - 1, through: 0, by: -1) {
+                let base = a + l * o.perLayer, W = L.layers[l]
+                // MLP: dx is dLoss/d(next residual) = dLoss/dx_mid through the skip, plus the MLP branch.
+                linearBackward(dx: dh, accumulate: false, dw: g + W.down, dy: dx, x: base + o.h, w: p + W.down,
+                               n: n, inDim: inter, outDim: c)
+                swigluBackward(dg: dgate, du: dup, dh: dh, g: base + o.gate, u: base + o.up, count: n * inter)
+                linearBackward(dx: dln, accumulate: false, dw: g + W.gate, dy: dgate, x: base + o.ln2, w: p + W.gate,
+                               n: n, inDim: c, outDim: inter)
+                linearBackward(dx: dln, accumulate: true, dw: g + W.up, dy: dup, x: base + o.ln2, w: p + W.up,
+                               n: n, inDim: c, outDim: inter)
+                rmsnormBackward(dx: dx, dw: g + W.postNorm, dout: dln, x: base + o.xMid, w: p + W.postNorm,
+                                rstd: base + o.rstd2, n: n, c: c)
+                // Attention: dx is now dLoss/dx_mid.
+                linearBackward(dx: datt, accumulate: false, dw: g + W.o, dy: dx, x: base + o.att, w: p + W.o,
+                               n: n, inDim: hd, outDim: c)
+                dk.update(repeating: 0, count: n * kvd)
+                dv.update(repeating: 0, count: n * kvd)
+                for s in 0..<batch.sequenceCount {
+                    let r0 = batch.seqStarts[s], t = batch.seqStarts[s + 1] - r0
+                    if t == 0 { continue }
+                    attentionBackward(dq: dq + r0 * hd, dk: dk + r0 * kvd, dv: dv + r0 * kvd, dout: datt + r0 * hd,
+                                      probs: base + o.probs + o.probOffsets[s], q: base + o.q + r0 * hd,
+                                      k: base + o.k + r0 * kvd, v: base + o.v + r0 * kvd, t: t, heads: heads,
+                                      kvHeads: kvHeads, headDim: d, scratch: scr)
+                }
+                ropeApply(dq, positions: pos.baseAddress!, n: n, heads: heads, headDim: d, tables: rope, inverse: true)
+                ropeApply(dk, positions: pos.baseAddress!, n: n, heads: kvHeads, headDim: d, tables: rope, inverse: true)
+                linearBackward(dx: dln, accumulate: false, dw: g + W.q, dy: dq, x: base + o.ln1, w: p + W.q,
+                               n: n, inDim: c, outDim: hd)
+                linearBackward(dx: dln, accumulate: true, dw: g + W.k, dy: dk, x: base + o.ln1, w: p + W.k,
+                               n: n, inDim: c, outDim: kvd)
+                linearBackward(dx: dln, accumulate: true, dw: g + W.v, dy: dv, x: base + o.ln1, w: p + W.v,
+                               n: n, inDim: c, outDim: kvd)
+                rmsnormBackward(dx: dx, dw: g + W.inputNorm, dout: dln, x: base + o.xIn, w: p + W.inputNorm,
+                                rstd: base + o.rstd1, n: n, c: c)
+            }
+        }
+        // Embedding: scatter-add the residual gradient into the rows of the tokens used.
+        for i in 0..<n {
+            let row = g + L.embed + Int(batch.tokens[i]) * c, src = dx + i * c
+            for j in 0..<c { row[j] += src[j] }
+        }
+    }
+
+    public func zeroGradients() { gradients.zero() }
+}

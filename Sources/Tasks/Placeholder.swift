@@ -1,0 +1,2 @@
+/// Placeholder until the task suite lands.
+public enum TasksPlaceholder {}

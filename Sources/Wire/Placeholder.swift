@@ -1,0 +1,2 @@
+/// Placeholder until the wire layer lands.
+public enum WirePlaceholder {}

@@ -1,0 +1,180 @@
+import Foundation
+import Testing
+@testable import Model
+
+/// Finite differences in Float32: central differences with a step large enough to beat rounding, and a
+/// tolerance relative to the gradient's scale.
+func checkClose(_ analytic: Float, _ numeric: Float, scale: Float, _ what: String) {
+    let tol = 3e-2 * max(abs(analytic), scale) + 1e-4
+    #expect(abs(analytic - numeric) <= tol, "\(what): analytic \(analytic) vs finite difference \(numeric)")
+}
+
+func randomArray(_ n: Int, _ rng: inout SplitMix64, scale: Float = 1) -> [Float] {
+    (0..<n).map { _ in scale * rng.nextGaussian() }
+}
+
+/// Checks d(Σ r ⊙ f(x))/dx from a backward against central differences of a Double-accumulated sum.
+func fdCheck(_ x: inout [Float], analytic: [Float], indices: [Int], h: Float = 1e-2, _ what: String,
+             _ f: ([Float]) -> Double) {
+    let scale = analytic.map(abs).max() ?? 1
+    for i in indices {
+        let keep = x[i]
+        x[i] = keep + h; let up = f(x)
+        x[i] = keep - h; let down = f(x)
+        x[i] = keep
+        checkClose(analytic[i], Float((up - down) / Double(2 * h)), scale: 0.05 * scale, "\(what)[\(i)]")
+    }
+}
+
+func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
+
+@Test func rmsnormGradient() {
+    var rng = SplitMix64(seed: 1)
+    let n = 3, c = 8
+    var x = randomArray(n * c, &rng), w = randomArray(c, &rng)
+    let r = randomArray(n * c, &rng)
+    func f(_ x: [Float], _ w: [Float]) -> [Float] {
+        var out = [Float](repeating: 0, count: n * c)
+        rmsnormForward(&out, nil, x, w, n: n, c: c, eps: 1e-5)
+        return out
+    }
+    var rstd = [Float](repeating: 0, count: n), tmp = [Float](repeating: 0, count: n * c)
+    rmsnormForward(&tmp, &rstd, x, w, n: n, c: c, eps: 1e-5)
+    var dx = [Float](repeating: 0, count: n * c), dw = [Float](repeating: 0, count: c)
+    rmsnormBackward(dx: &dx, dw: &dw, dout: r, x: x, w: w, rstd: rstd, n: n, c: c)
+    let wc = w, xc = x
+    fdCheck(&x, analytic: dx, indices: Array(0..<(n * c)), "rmsnorm dx") { dot(f($0, wc), r) }
+    fdCheck(&w, analytic: dw, indices: Array(0..<c), "rmsnorm dw") { dot(f(xc, $0), r) }
+}
+
+@Test func swigluGradient() {
+    var rng = SplitMix64(seed: 2)
+    let n = 20
+    var g = randomArray(n, &rng, scale: 2), u = randomArray(n, &rng)
+    let r = randomArray(n, &rng)
+    func f(_ g: [Float], _ u: [Float]) -> [Float] {
+        var h = [Float](repeating: 0, count: n); swigluForward(&h, g, u, count: n); return h
+    }
+    var dg = [Float](repeating: 0, count: n), du = dg
+    swigluBackward(dg: &dg, du: &du, dh: r, g: g, u: u, count: n)
+    let gc = g, uc = u
+    fdCheck(&g, analytic: dg, indices: Array(0..<n), h: 1e-3, "swiglu dg") { dot(f($0, uc), r) }
+    fdCheck(&u, analytic: du, indices: Array(0..<n), h: 1e-3, "swiglu du") { dot(f(gc, $0), r) }
+}
+
+@Test func ropeBackwardIsTheTransposeRotation() {
+    var rng = SplitMix64(seed: 3)
+    let n = 5, heads = 2, d = 8
+    let tables = RopeTables(headDim: d, theta: 10_000, maxPositions: 16)
+    let pos: [Int32] = [0, 3, 7, 1, 15]
+    let x = randomArray(n * heads * d, &rng), r = randomArray(n * heads * d, &rng)
+    var fx = x
+    ropeApply(&fx, positions: pos, n: n, heads: heads, headDim: d, tables: tables, inverse: false)
+    var gr = r
+    ropeApply(&gr, positions: pos, n: n, heads: heads, headDim: d, tables: tables, inverse: true)
+    // ⟨r, R x⟩ = ⟨Rᵀ r, x⟩ for every x makes the backward exact; the forward preserves norms.
+    #expect(abs(dot(r, fx) - dot(gr, x)) < 1e-4)
+    #expect(abs(dot(fx, fx) - dot(x, x)) < 1e-3)
+    var back = fx
+    ropeApply(&back, positions: pos, n: n, heads: heads, headDim: d, tables: tables, inverse: true)
+    for i in 0..<x.count { #expect(abs(back[i] - x[i]) < 1e-5) }
+}
+
+@Test func attentionGradient() {
+    var rng = SplitMix64(seed: 4)
+    let t = 5, heads = 4, kvHeads = 2, d = 4, hd = heads * d, kvd = kvHeads * d
+    var q = randomArray(t * hd, &rng), k = randomArray(t * kvd, &rng), v = randomArray(t * kvd, &rng)
+    let r = randomArray(t * hd, &rng)
+    func f(_ q: [Float], _ k: [Float], _ v: [Float]) -> [Float] {
+        var out = [Float](repeating: 0, count: t * hd), probs = [Float](repeating: 0, count: heads * t * t)
+        attentionForward(out: &out, probs: &probs, q: q, k: k, v: v, t: t, heads: heads, kvHeads: kvHeads, headDim: d)
+        return out
+    }
+    var out = [Float](repeating: 0, count: t * hd), probs = [Float](repeating: 0, count: heads * t * t)
+    attentionForward(out: &out, probs: &probs, q: q, k: k, v: v, t: t, heads: heads, kvHeads: kvHeads, headDim: d)
+    var dq = [Float](repeating: 0, count: t * hd), dk = [Float](repeating: 0, count: t * kvd), dv = dk
+    var scratch = [Float](repeating: 0, count: t * t)
+    attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: r, probs: probs, q: q, k: k, v: v, t: t, heads: heads,
+                      kvHeads: kvHeads, headDim: d, scratch: &scratch)
+    let qc = q, kc = k, vc = v
+    fdCheck(&q, analytic: dq, indices: Array(0..<(t * hd)), h: 1e-3, "attention dq") { dot(f($0, kc, vc), r) }
+    fdCheck(&k, analytic: dk, indices: Array(0..<(t * kvd)), h: 1e-3, "attention dk") { dot(f(qc, $0, vc), r) }
+    fdCheck(&v, analytic: dv, indices: Array(0..<(t * kvd)), h: 1e-3, "attention dv") { dot(f(qc, kc, $0), r) }
+    // Causality: the first row attends only to itself.
+    for h in 0..<heads { #expect(abs(probs[h * t * t] - 1) < 1e-6) }
+}
+
+@Test func linearGradient() {
+    var rng = SplitMix64(seed: 5)
+    let n = 3, i = 4, o = 5
+    var x = randomArray(n * i, &rng), w = randomArray(o * i, &rng)
+    let r = randomArray(n * o, &rng)
+    func f(_ x: [Float], _ w: [Float]) -> [Float] {
+        var y = [Float](repeating: 0, count: n * o); linearForward(&y, x, w, n: n, inDim: i, outDim: o); return y
+    }
+    var dx = [Float](repeating: 0, count: n * i), dw = [Float](repeating: 0, count: o * i)
+    linearBackward(dx: &dx, accumulate: false, dw: &dw, dy: r, x: x, w: w, n: n, inDim: i, outDim: o)
+    let xc = x, wc = w
+    fdCheck(&x, analytic: dx, indices: Array(0..<(n * i)), h: 1e-2, "linear dx") { dot(f($0, wc), r) }
+    fdCheck(&w, analytic: dw, indices: Array(0..<(o * i)), h: 1e-2, "linear dw") { dot(f(xc, $0), r) }
+}
+
+/// A tiny model with weights large enough that every path carries gradient.
+func tinyModel(seed: UInt64, tied: Bool = false) throws -> Transformer {
+    var cfg = ModelConfig.tiny()
+    cfg.tieWordEmbeddings = tied
+    let m = try Transformer(config: cfg)
+    m.initialize(seed: seed)
+    var rng = SplitMix64(seed: seed + 100)
+    for e in m.layout.entries {
+        for i in 0..<e.count {
+            m.parameters[e.offset + i] = e.shape.count == 1 ? 1 + 0.1 * rng.nextGaussian() : 0.3 * rng.nextGaussian()
+        }
+    }
+    return m
+}
+
+func wholeModelCheck(_ model: Transformer, _ batch: TokenBatch, _ objective: Objective) throws {
+    model.zeroGradients()
+    _ = try model.loss(batch, objective)
+    let grad = model.gradients.array
+    var rng = SplitMix64(seed: 9)
+    for e in model.layout.entries {
+        // The largest-gradient entries of each tensor plus a few random ones.
+        let idx = (0..<e.count).sorted { abs(grad[e.offset + $0]) > abs(grad[e.offset + $1]) }
+        let picks = Array(idx.prefix(3)) + (0..<2).map { _ in Int(rng.next() % UInt64(e.count)) }
+        let scale = idx.first.map { abs(grad[e.offset + $0]) } ?? 0
+        for j in picks {
+            let i = e.offset + j, keep = model.parameters[i], h: Float = 2e-3
+            model.parameters[i] = keep + h
+            let up = try model.loss(batch, objective, backward: false).loss
+            model.parameters[i] = keep - h
+            let down = try model.loss(batch, objective, backward: false).loss
+            model.parameters[i] = keep
+            checkClose(grad[i], Float((up - down) / Double(2 * h)), scale: 0.05 * scale, "\(e.name)[\(j)]")
+        }
+    }
+}
+
+@Test(arguments: [false, true])
+func wholeModelCrossEntropyGradient(tied: Bool) throws {
+    let model = try tinyModel(seed: 11, tied: tied)
+    var rng = SplitMix64(seed: 12)
+    let seqs: [[Int32]] = [6, 4, 7].map { n in (0..<n).map { _ in Int32(rng.next() % 100) } }
+    let batch = TokenBatch(sequences: seqs)
+    let w = (0..<batch.rowCount).map { _ in Float(rng.next() % 3) }
+    try wholeModelCheck(model, batch, .crossEntropy(weights: w))
+}
+
+@Test func wholeModelPPOGradient() throws {
+    let model = try tinyModel(seed: 21)
+    var rng = SplitMix64(seed: 22)
+    let seqs: [[Int32]] = [5, 6].map { n in (0..<n).map { _ in Int32(rng.next() % 100) } }
+    let batch = TokenBatch(sequences: seqs)
+    let n = batch.rowCount
+    let current = try model.targetLogProbs(batch, temperature: 0.7)
+    // Behaviour log-probs near the current ones keep every token inside the clip range (smooth loss).
+    let inputs = PPOInputs(advantages: randomArray(n, &rng), behaviourLogProbs: current.map { $0 + 0.01 },
+                           mask: (0..<n).map { $0 % 4 == 0 ? 0 : 1 }, temperature: 0.7)
+    try wholeModelCheck(model, batch, .ppoClip(inputs))
+}

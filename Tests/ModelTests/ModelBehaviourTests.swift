@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+@testable import Model
+
+func tempDir(_ name: String) -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("dots-tests-\(name)-\(UUID().uuidString)")
+    try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+@Test(arguments: [Float(0), 0.7, 1.0])
+func kvCacheGenerationEqualsFullRecomputation(temperature: Float) throws {
+    let model = try tinyModel(seed: 31)
+    let prompts: [[Int32]] = [[1, 20, 21, 22], [1, 40], [1, 50, 51, 52, 53, 54, 55]]
+    let outs = try model.generate(prompts: prompts, options: SamplingOptions(
+        temperature: temperature, maxNewTokens: 12, stopToken: 2, seed: 5))
+    for (p, c) in zip(prompts, outs) {
+        #expect(!c.tokens.isEmpty && c.tokens.count == c.logProbs.count)
+        let full = try model.targetLogProbs(TokenBatch(sequences: [p + c.tokens]), temperature: temperature == 0 ? 1 : temperature)
+        for (k, lp) in c.logProbs.enumerated() {
+            #expect(abs(full[p.count - 1 + k] - lp) < 1e-4, "token \(k): cache \(lp) vs full \(full[p.count - 1 + k])")
+        }
+        if temperature == 0 {
+            // Greedy picks the argmax of the full forward at every position.
+            let logits = try model.forward(TokenBatch(sequences: [p + c.tokens]))
+            let v = model.config.vocabSize
+            for k in 0..<c.tokens.count {
+                let row = p.count - 1 + k
+                let best = (0..<v).max { logits[row * v + $0] < logits[row * v + $1] }!
+                #expect(Int32(best) == c.tokens[k])
+            }
+        }
+    }
+}
+
+@Test func generationIsIndependentOfBatchComposition() throws {
+    let model = try tinyModel(seed: 32)
+    let opts = SamplingOptions(temperature: 1, maxNewTokens: 10, seed: 9)
+    let both = try model.generate(prompts: [[1, 10, 11], [1, 30]], options: opts)
+    let first = try model.generate(prompts: [[1, 10, 11]], options: opts)
+    // Same tokens; log-probs agree to rounding (BLAS blocks differently for other batch sizes).
+    #expect(both[0].tokens == first[0].tokens)
+    for (a, b) in zip(both[0].logProbs, first[0].logProbs) { #expect(abs(a - b) < 1e-4) }
+    let again = try model.generate(prompts: [[1, 10, 11], [1, 30]], options: opts)
+    #expect(both == again)
+}
+
+@Test func topPOneTokenIsGreedy() throws {
+    let model = try tinyModel(seed: 33)
+    let greedy = try model.generate(prompts: [[1, 5, 6]], options: SamplingOptions(temperature: 0, maxNewTokens: 8, stopToken: nil))
+    let nucleus = try model.generate(prompts: [[1, 5, 6]], options: SamplingOptions(temperature: 1, topP: 1e-6, maxNewTokens: 8, stopToken: nil, seed: 3))
+    #expect(greedy[0].tokens == nucleus[0].tokens)
+}
+
+@Test(arguments: [false, true])
+func checkpointRoundTripIsBitExact(tied: Bool) throws {
+    let model = try tinyModel(seed: 41, tied: tied)
+    let dir = tempDir("ckpt")
+    try Checkpoint.save(model, tokenizer: .standard, to: dir)
+    let (loaded, tok) = try Checkpoint.load(dir)
+    #expect(loaded.config == model.config)
+    #expect(tok == .standard)
+    #expect(loaded.parameters.array.map(\.bitPattern) == model.parameters.array.map(\.bitPattern))
+    let config = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json"))) as! [String: Any]
+    #expect(config["model_type"] as? String == "llama")
+    let (tensors, _) = try SafeTensors.read(dir.appendingPathComponent("model.safetensors"))
+    #expect(tensors["model.layers.1.mlp.down_proj.weight"]?.shape == [32, 64])
+    #expect(tensors["model.layers.0.self_attn.k_proj.weight"]?.shape == [16, 32])
+    #expect((tensors["lm_head.weight"] != nil) == !tied)
+}
+
+@Test func badCheckpointsGiveClearErrors() throws {
+    let model = try tinyModel(seed: 42)
+    let dir = tempDir("bad")
+    try Checkpoint.save(model, tokenizer: .standard, to: dir)
+    let weights = dir.appendingPathComponent("model.safetensors")
+    let good = try Data(contentsOf: weights)
+
+    func message(_ body: () throws -> Void) -> String {
+        do { try body(); return "no error" } catch { return "\(error)" }
+    }
+    // Truncated data section.
+    try good.prefix(good.count - 100).write(to: weights)
+    #expect(message { _ = try Checkpoint.load(dir) }.contains("truncated"))
+    // Truncated inside the header.
+    try good.prefix(5).write(to: weights)
+    #expect(message { _ = try Checkpoint.load(dir) }.contains("truncated"))
+    // Missing file.
+    try FileManager.default.removeItem(at: weights)
+    #expect(message { _ = try Checkpoint.load(dir) }.contains("missing"))
+    // A tensor with the wrong shape: claim a bigger model in config.json.
+    try good.write(to: weights)
+    let cfgURL = dir.appendingPathComponent("config.json")
+    var cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: cfgURL)) as! [String: Any]
+    cfg["intermediate_size"] = 80
+    try JSONSerialization.data(withJSONObject: cfg).write(to: cfgURL)
+    let shapeMsg = message { _ = try Checkpoint.load(dir) }
+    #expect(shapeMsg.contains("gate_proj.weight") && shapeMsg.contains("shape"))
+    // A missing key in config.json.
+    cfg["intermediate_size"] = nil
+    try JSONSerialization.data(withJSONObject: cfg).write(to: cfgURL)
+    #expect(message { _ = try Checkpoint.load(dir) }.contains("intermediate_size"))
+    // No folder at all.
+    #expect(message { _ = try Checkpoint.load(dir.appendingPathComponent("nope")) }.contains("No checkpoint folder"))
+}
+
+@Test func tinyModelOverfitsAFewSequences() throws {
+    let model = try Transformer(config: .tiny())
+    model.initialize(seed: 51)
+    let tok = CharTokenizer.standard
+    let texts = ["12+34=46", "sort:cab=abc", "7*8=56", "99-9=90"]
+    let batch = TokenBatch(sequences: try texts.map { try tok.encode($0) + [CharTokenizer.eos] })
+    // The first character after BOS can't be predicted (4 sequences start differently): not trained.
+    var w = [Float](repeating: 1, count: batch.rowCount)
+    for s in 0..<batch.sequenceCount { w[batch.seqStarts[s]] = 0 }
+    let opt = AdamW(model: model, learningRate: 1e-2, weightDecay: 0)
+    var first = 0.0, last = 0.0
+    for step in 0..<300 {
+        model.zeroGradients()
+        let r = try model.loss(batch, .crossEntropy(weights: w))
+        if step == 0 { first = r.loss }
+        last = r.loss
+        opt.update(model)
+    }
+    #expect(first > 3)
+    #expect(last < 0.05, "loss after 300 steps: \(last)")
+    // And it now completes a memorised prompt greedily.
+    let out = try model.generate(prompts: [try tok.encode("sort:cab=")], options: SamplingOptions(temperature: 0, maxNewTokens: 6))
+    #expect(tok.decode(out[0].tokens) == "abc")
+}
+
+@Test func tokenizerRoundTripAndErrors() throws {
+    let tok = CharTokenizer.standard
+    let ids = try tok.encode("a+B 9=\n")
+    #expect(ids.first == CharTokenizer.bos)
+    #expect(tok.decode(Array(ids.dropFirst())) == "a+B 9=\n")
+    #expect(tok.decode([try tok.encode("ab", addBOS: false)[0], CharTokenizer.eos, 40]) == "a")
+    #expect(throws: ModelError.self) { try tok.encode("é") }
+    let dir = tempDir("tok")
+    try tok.save(to: dir.appendingPathComponent("t.json"))
+    #expect(try CharTokenizer.load(from: dir.appendingPathComponent("t.json")) == tok)
+}
+
+@Test func badInputsAreRejected() throws {
+    let model = try tinyModel(seed: 61)
+    #expect(throws: ModelError.self) { try model.forward(TokenBatch(sequences: [[1, 500]])) }
+    #expect(throws: ModelError.self) { try model.generate(prompts: [[]], options: SamplingOptions()) }
+    #expect(throws: ModelError.self) {
+        try model.generate(prompts: [[1]], options: SamplingOptions(maxNewTokens: 1000))
+    }
+    #expect(throws: ModelError.self) { try model.loss(TokenBatch(sequences: [[1, 2, 3]]), .crossEntropy(weights: [1])) }
+}
