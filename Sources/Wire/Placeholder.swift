@@ -1,2 +1,0 @@
-/// Placeholder until the wire layer lands.
-public enum WirePlaceholder {}
