@@ -1,0 +1,148 @@
+import Foundation
+import Testing
+@testable import Wire
+
+/// One example of every kind, shared by the round-trip, Python interop and fuzz tests.
+enum Samples {
+    static let group = RolloutGroup(
+        promptID: 1234, weightsVersion: 7, actorID: 101, promptTokens: [1, 2, 3, 40_000],
+        completions: [
+            Completion(tokens: [5, 6, 7], logProbs: [-0.5, -1.25, -0.0], reward: 1),
+            Completion(tokens: [], logProbs: [], reward: 0),
+            Completion(tokens: [9], logProbs: [-3.5], reward: 0.5),
+        ],
+        generationSeconds: 0.75)
+
+    static let envelopes: [Envelope] = [
+        Envelope(sender: 101, message: .rolloutGroup(group)),
+        Envelope(sender: 101, message: .assignmentRequest(AssignmentRequest(actorID: 101, capacity: 4, weightsVersion: 6))),
+        Envelope(sender: 1, message: .assignmentGrant(AssignmentGrant(
+            step: 12, weightsVersion: 7, promptIDs: [3, 1, 4, 1 << 40], groupSize: 8, temperature: 1,
+            maxNewTokens: 16))),
+        Envelope(sender: 102, message: .weightsRequest(WeightsRequest(actorID: 102, weightsVersion: WeightsRequest.none))),
+        Envelope(sender: 1, message: .weights(WeightsChunk(
+            weightsVersion: 8, totalBytes: 40, byteOffset: 16, chunkIndex: 1, chunkCount: 3,
+            payload: [0.5, -2, 1e-30, .leastNonzeroMagnitude]))),
+        Envelope(sender: 2, message: .heartbeat(WorkerStats(role: .learner, pid: 4242, weightsVersion: 8,
+                                                            sentAt: 1.7e9, values: [:]))),
+        Envelope(sender: 101, message: .stats(WorkerStats(role: .actor, pid: 77, weightsVersion: 8, sentAt: 1.7e9 + 0.5,
+                                                          values: ["groups_sent": 12, "tokens_per_s": 950.5, "ünïcode": -1]))),
+        Envelope(sender: 1, message: .control(Control(.drain, weightsVersion: 8, reason: "checkpoint at step 100"))),
+    ]
+}
+
+@Suite struct CodecTests {
+    let codec = WireCodec()
+
+    @Test(arguments: Samples.envelopes)
+    func roundTrip(_ envelope: Envelope) throws {
+        let frames = WireCodec.encode(envelope)
+        #expect(frames.count == 1 + envelope.message.kind.bodyFrameCount)
+        #expect(try codec.decode(frames) == envelope)
+        #expect(try codec.decodeBlob(WireCodec.encodeBlob(envelope)) == envelope)
+    }
+
+    @Test func everyKindHasASample() throws {
+        #expect(Set(Samples.envelopes.map(\.message.kind)) == Set(MessageKind.allCases))
+        for c in Control.Command.allCases {
+            let e = Envelope(sender: 0, message: .control(Control(c)))
+            #expect(try codec.decode(WireCodec.encode(e)) == e)
+        }
+    }
+
+    @Test func headerLayoutIsAsDocumented() {
+        let frames = WireCodec.encode(Samples.envelopes[1])
+        let h = frames[0]
+        #expect(h.count == 32 + 8)
+        #expect(Array(h[0..<4]) == Array("DOTS".utf8))
+        #expect(h[4] == 1 && h[5] == 0)  // version 1, little-endian
+        #expect(h[6] == 2 && h[7] == 0)  // AssignmentRequest
+        #expect(h[8] == 101)  // sender
+        #expect(h[16] == 6)  // weights version
+        #expect(h[24] == 1)  // one body frame
+        #expect(h[32] == 16)  // of 16 bytes
+        #expect(Array(h.prefix(8)) == WireCodec.topic(.assignmentRequest))
+    }
+
+    @Test func rejectsCarryTypedReasons() throws {
+        let good = WireCodec.encode(Samples.envelopes[0])
+        func reason(_ frames: [[UInt8]], _ c: WireCodec = WireCodec()) -> RejectReason? {
+            do { _ = try c.decode(frames); return nil } catch { return error.reason }
+        }
+        var f = good
+        f[0][0] = UInt8(ascii: "X")
+        #expect(reason(f) == .badMagic)
+        f = good; f[0][4] = 9
+        #expect(reason(f) == .unsupportedVersion)
+        f = good; f[0][6] = 99
+        #expect(reason(f) == .unknownKind)
+        #expect(reason([]) == .truncated)
+        #expect(reason([Array(good[0].prefix(10))]) == .truncated)
+        #expect(reason(Array(good.dropLast())) == .truncated)
+        f = good; f[4].append(0)
+        #expect(reason(f) == .lengthMismatch)
+        f = good; f[0][28] = 1
+        #expect(reason(f) == .invalidField)
+        var small = DecodeLimits()
+        small.maxMessageBytes = 64
+        #expect(reason(good, WireCodec(limits: small)) == .oversized)
+        // NaN reward, with the header untouched (the frame keeps its length).
+        f = good; f[4].replaceSubrange(0..<4, with: withUnsafeBytes(of: Float.nan.bitPattern.littleEndian, Array.init))
+        #expect(reason(f) == .nonFinite)
+        // A positive log-probability is not a log-probability.
+        f = good; f[6].replaceSubrange(0..<4, with: withUnsafeBytes(of: Float(2).bitPattern.littleEndian, Array.init))
+        #expect(reason(f) == .invalidField)
+        // An absurd group size.
+        var meta = good[1]
+        meta.replaceSubrange(32..<36, with: [0xFF, 0xFF, 0xFF, 0x7F])
+        f = good; f[1] = meta
+        #expect(reason(f) == .oversized)
+        // tokens generated disagrees with the completion lengths.
+        meta = good[1]; meta[24] &+= 1
+        f = good; f[1] = meta
+        #expect(reason(f) == .lengthMismatch)
+    }
+
+    @Test func counterCountsAndRateLimitsLogLines() {
+        let lines = LockedLines()
+        let counter = RejectCounter(name: "test", logInterval: .seconds(60)) { lines.append($0) }
+        let codec = WireCodec()
+        for _ in 0..<5 { #expect(codec.decode([[1, 2, 3, 4, 5]], rejects: counter) == nil) }
+        #expect(codec.decode([], rejects: counter) == nil)
+        #expect(codec.decode(WireCodec.encode(Samples.envelopes[2]), rejects: counter) != nil)
+        #expect(counter.count(.badMagic) == 5)
+        #expect(counter.count(.truncated) == 1)
+        #expect(counter.total == 6)
+        #expect(lines.all.count == 2)
+        #expect(lines.all[0].contains("bad_magic"))
+    }
+
+    @Test func weightsSplitAndAssembleOutOfOrder() {
+        let parameters = (0..<10_001).map { Float($0) * 0.5 }
+        var chunks = WeightsChunk.split(parameters, version: 3, chunkBytes: 4000)
+        #expect(chunks.count == 11)
+        chunks.reverse()
+        var assembler = WeightsAssembler()
+        #expect(assembler.add(WeightsChunk.split([1, 2], version: 2)[0]) == .complete(version: 2, parameters: [1, 2]))
+        var last: WeightsAssembler.Outcome = .incomplete
+        for (i, chunk) in chunks.enumerated() {
+            // Round trip each chunk through the codec, as on the wire.
+            let wire = try! WireCodec().decode(WireCodec.encode(Envelope(sender: 1, message: .weights(chunk))))
+            guard case .weights(let decoded) = wire.message else { Issue.record("kind"); return }
+            last = assembler.add(decoded)
+            if i == 3 {
+                #expect(assembler.add(decoded) == .ignored("chunk \(decoded.chunkIndex) arrived twice"))
+                #expect(assembler.missingChunks.count == 7)
+            }
+        }
+        #expect(last == .complete(version: 3, parameters: parameters))
+        if case .ignored = assembler.add(chunks[0]) {} else { Issue.record("a completed version must be ignored") }
+    }
+}
+
+final class LockedLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func append(_ line: String) { lock.withLock { lines.append(line) } }
+    var all: [String] { lock.withLock { lines } }
+}
