@@ -29,21 +29,33 @@ public struct Completion: Sendable, Equatable {
     public var stopped: Bool
 }
 
-/// The KV cache, laid out (layer, sequence, position, kv_dim) and written in place (llama2.c's layout).
+/// The KV cache, laid out (layer, sequence, kv head, position, head_dim) and written in place: the keys
+/// one head reads are contiguous, so decode attention streams memory instead of striding through it.
 final class KVCache {
-    let layers: Int, sequences: Int, maxLen: Int, kvDim: Int
-    let k: FloatBuffer, v: FloatBuffer
-    var lengths: [Int]
-    init(layers: Int, sequences: Int, maxLen: Int, kvDim: Int) {
+    let layers: Int, kvHeads: Int, headDim: Int
+    var kvDim: Int { kvHeads * headDim }
+    private(set) var sequences = 0, maxLen = 0
+    private(set) var k = FloatBuffer(count: 0), v = FloatBuffer(count: 0)
+    var lengths: [Int] = []
+    init(layers: Int, kvHeads: Int, headDim: Int) {
         self.layers = layers
+        self.kvHeads = kvHeads
+        self.headDim = headDim
+    }
+    /// Empties the cache for a new batch, re-using its memory when it is large enough.
+    func reset(sequences: Int, maxLen: Int) {
         self.sequences = sequences
         self.maxLen = maxLen
-        self.kvDim = kvDim
-        k = FloatBuffer(count: layers * sequences * maxLen * kvDim)
-        v = FloatBuffer(count: layers * sequences * maxLen * kvDim)
+        let need = layers * sequences * maxLen * kvDim
+        if k.count < need {
+            k = FloatBuffer(count: need)
+            v = FloatBuffer(count: need)
+        }
         lengths = [Int](repeating: 0, count: sequences)
     }
-    @inline(__always) func offset(_ l: Int, _ s: Int, _ pos: Int) -> Int { ((l * sequences + s) * maxLen + pos) * kvDim }
+    @inline(__always) func offset(_ l: Int, _ s: Int, _ head: Int, _ pos: Int) -> Int {
+        (((l * sequences + s) * kvHeads + head) * maxLen + pos) * headDim
+    }
 }
 
 extension Transformer {
@@ -62,7 +74,8 @@ extension Transformer {
         guard maxLen <= config.maxPositionEmbeddings else {
             throw ModelError.input("Prompt plus \(options.maxNewTokens) new tokens is \(maxLen) positions, more than max_position_embeddings \(config.maxPositionEmbeddings).")
         }
-        let cache = KVCache(layers: config.numHiddenLayers, sequences: prompts.count, maxLen: maxLen, kvDim: config.kvDim)
+        let cache = kvCache
+        cache.reset(sequences: prompts.count, maxLen: maxLen)
         var rngs = (0..<prompts.count).map { SplitMix64.stream(seed: options.seed, index: UInt64($0)) }
         var out = prompts.map { _ in Completion(tokens: [], logProbs: [], stopped: false) }
         var live = Array(0..<prompts.count)
@@ -103,62 +116,55 @@ extension Transformer {
             if i + 1 == n || rows[i + 1].seq != r.seq { lastRows.append(i) }
         }
         var x = [Float](repeating: 0, count: n * c), ln = x, xMid = x
-        var q = [Float](repeating: 0, count: n * hd), att = q
-        var kk = [Float](repeating: 0, count: n * kvd), vv = kk
-        var gate = [Float](repeating: 0, count: n * inter), up = gate
+        let qkvDim = hd + 2 * kvd
+        var qkv = [Float](repeating: 0, count: n * qkvDim), att = [Float](repeating: 0, count: n * hd)
+        var gu = [Float](repeating: 0, count: n * 2 * inter), hbuf = [Float](repeating: 0, count: n * inter)
         var scores = [Float](repeating: 0, count: cache.maxLen)
         x.withUnsafeMutableBufferPointer { xb in
             for (i, r) in rows.enumerated() {
                 (xb.baseAddress! + i * c).update(from: p + L.embed + Int(r.token) * c, count: c)
             }
         }
-        withPointers(&x, &ln, &xMid, &q, &att, &kk, &vv, &gate, &up, &scores, positions) {
-            x, ln, xMid, q, att, kk, vv, gate, up, scores, pos in
+        withPointers(&x, &ln, &xMid, &qkv, &att, &gu, &hbuf, &scores, positions) {
+            x, ln, xMid, qkv, att, gu, hbuf, scores, pos in
             for l in 0..<config.numHiddenLayers {
                 let W = L.layers[l]
                 rmsnormForward(ln, nil, x, p + W.inputNorm, n: n, c: c, eps: eps)
-                linearForward(q, ln, p + W.q, n: n, inDim: c, outDim: hd)
-                linearForward(kk, ln, p + W.k, n: n, inDim: c, outDim: kvd)
-                linearForward(vv, ln, p + W.v, n: n, inDim: c, outDim: kvd)
-                ropeApply(q, positions: pos, n: n, heads: heads, headDim: d, tables: rope, inverse: false)
-                ropeApply(kk, positions: pos, n: n, heads: kvHeads, headDim: d, tables: rope, inverse: false)
+                linearForward(qkv, ln, p + W.q, n: n, inDim: c, outDim: qkvDim)
+                ropeApply(qkv, positions: pos, n: n, heads: heads, headDim: d, rowStride: qkvDim, tables: rope, inverse: false)
+                ropeApply(qkv + hd, positions: pos, n: n, heads: kvHeads, headDim: d, rowStride: qkvDim, tables: rope, inverse: false)
                 for (i, r) in rows.enumerated() {
-                    let o = cache.offset(l, r.seq, Int(pos[i]))
-                    (cache.k.ptr + o).update(from: kk + i * kvd, count: kvd)
-                    (cache.v.ptr + o).update(from: vv + i * kvd, count: kvd)
+                    for h in 0..<kvHeads {
+                        let o = cache.offset(l, r.seq, h, Int(pos[i]))
+                        (cache.k.ptr + o).update(from: qkv + i * qkvDim + hd + h * d, count: d)
+                        (cache.v.ptr + o).update(from: qkv + i * qkvDim + hd + kvd + h * d, count: d)
+                    }
                 }
                 for (i, r) in rows.enumerated() {
                     let len = Int(pos[i]) + 1
-                    let kBase = cache.k.ptr + cache.offset(l, r.seq, 0), vBase = cache.v.ptr + cache.offset(l, r.seq, 0)
                     for h in 0..<heads {
-                        let qh = q + i * hd + h * d, kh = (h / group) * d
+                        let qh = qkv + i * qkvDim + h * d
+                        let kBase = cache.k.ptr + cache.offset(l, r.seq, h / group, 0)
+                        let vBase = cache.v.ptr + cache.offset(l, r.seq, h / group, 0)
                         var mx = -Float.infinity
                         for j in 0..<len {
-                            let kj = kBase + j * kvd + kh
-                            var s: Float = 0
-                            for t in 0..<d { s += qh[t] * kj[t] }
-                            s *= scale
+                            let s = dotProduct(qh, kBase + j * d, d) * scale
                             scores[j] = s
                             mx = max(mx, s)
                         }
-                        var sum: Float = 0
-                        for j in 0..<len { let e = expf(scores[j] - mx); scores[j] = e; sum += e }
+                        let sum = expShiftSum(scores, scores, shift: mx, len)
                         let oh = att + i * hd + h * d
                         oh.update(repeating: 0, count: d)
                         let inv = 1 / sum
-                        for j in 0..<len {
-                            let w = scores[j] * inv, vj = vBase + j * kvd + kh
-                            for t in 0..<d { oh[t] += w * vj[t] }
-                        }
+                        for j in 0..<len { axpy(oh, scores[j] * inv, vBase + j * d, d) }
                     }
                 }
                 linearForward(xMid, att, p + W.o, n: n, inDim: hd, outDim: c)
                 for i in 0..<(n * c) { xMid[i] += x[i] }
                 rmsnormForward(ln, nil, xMid, p + W.postNorm, n: n, c: c, eps: eps)
-                linearForward(gate, ln, p + W.gate, n: n, inDim: c, outDim: inter)
-                linearForward(up, ln, p + W.up, n: n, inDim: c, outDim: inter)
-                swigluForward(gate, gate, up, count: n * inter)
-                linearForward(x, gate, p + W.down, n: n, inDim: inter, outDim: c)
+                linearForward(gu, ln, p + W.gate, n: n, inDim: c, outDim: 2 * inter)
+                swigluForward(hbuf, gu, n: n, inter: inter)
+                linearForward(x, hbuf, p + W.down, n: n, inDim: inter, outDim: c)
                 for i in 0..<(n * c) { x[i] += xMid[i] }
             }
         }
@@ -216,15 +222,14 @@ extension Transformer {
 /// Lends mutable pointers to the scratch arrays of `incremental` for the duration of `body`.
 private func withPointers(_ a: inout [Float], _ b: inout [Float], _ c: inout [Float], _ d: inout [Float],
                           _ e: inout [Float], _ f: inout [Float], _ g: inout [Float], _ h: inout [Float],
-                          _ i: inout [Float], _ j: inout [Float], _ pos: [Int32],
-                          _ body: (FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, UnsafePointer<Int32>) -> Void) {
+                          _ pos: [Int32],
+                          _ body: (FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, UnsafePointer<Int32>) -> Void) {
     a.withUnsafeMutableBufferPointer { a in b.withUnsafeMutableBufferPointer { b in
     c.withUnsafeMutableBufferPointer { c in d.withUnsafeMutableBufferPointer { d in
     e.withUnsafeMutableBufferPointer { e in f.withUnsafeMutableBufferPointer { f in
     g.withUnsafeMutableBufferPointer { g in h.withUnsafeMutableBufferPointer { h in
-    i.withUnsafeMutableBufferPointer { i in j.withUnsafeMutableBufferPointer { j in
     pos.withUnsafeBufferPointer { pos in
         body(a.baseAddress!, b.baseAddress!, c.baseAddress!, d.baseAddress!, e.baseAddress!, f.baseAddress!,
-             g.baseAddress!, h.baseAddress!, i.baseAddress!, j.baseAddress!, pos.baseAddress!)
-    } } } } } } } } } } }
+             g.baseAddress!, h.baseAddress!, pos.baseAddress!)
+    } } } } } } } } }
 }

@@ -39,8 +39,7 @@ func linearBackward(dx: FPtr?, accumulate: Bool, dw: FPtr, dy: CFPtr, x: CFPtr, 
 func rmsnormForward(_ out: FPtr, _ rstd: FPtr?, _ x: CFPtr, _ w: CFPtr, n: Int, c: Int, eps: Float) {
     for i in 0..<n {
         let xi = x + i * c, oi = out + i * c
-        var ss: Float = 0
-        for j in 0..<c { ss += xi[j] * xi[j] }
+        let ss = dotProduct(xi, xi, c)
         let r = 1 / (ss / Float(c) + eps).squareRoot()
         rstd?[i] = r
         for j in 0..<c { oi[j] = xi[j] * r * w[j] }
@@ -83,10 +82,11 @@ struct RopeTables {
     }
 }
 
-/// Rotate-half RoPE in place on x (N, heads·D): (a, b) → (a·cos − b·sin, b·cos + a·sin) for the two
+/// Rotate-half RoPE in place on x (N, heads·D, rows `rowStride` apart): (a, b) → (a·cos − b·sin, b·cos + a·sin) for the two
 /// halves of each head. `inverse` applies the transpose rotation, which is the backward pass.
 func ropeApply(_ x: FPtr, positions: UnsafePointer<Int32>, n: Int, heads: Int, headDim: Int,
-               tables: RopeTables, inverse: Bool) {
+               rowStride: Int? = nil, tables: RopeTables, inverse: Bool) {
+    let stride = rowStride ?? heads * headDim
     let half = headDim / 2
     let sign: Float = inverse ? -1 : 1
     tables.cos.withUnsafeBufferPointer { cosT in
@@ -95,7 +95,7 @@ func ropeApply(_ x: FPtr, positions: UnsafePointer<Int32>, n: Int, heads: Int, h
                 let p = Int(positions[i])
                 let cp = cosT.baseAddress! + p * half, sp = sinT.baseAddress! + p * half
                 for h in 0..<heads {
-                    let v = x + i * heads * headDim + h * headDim
+                    let v = x + i * stride + h * headDim
                     for j in 0..<half {
                         let a = v[j], b = v[j + half], c = cp[j], s = sign * sp[j]
                         v[j] = a * c - b * s
@@ -107,30 +107,51 @@ func ropeApply(_ x: FPtr, positions: UnsafePointer<Int32>, n: Int, heads: Int, h
     }
 }
 
-/// SwiGLU: h = silu(g) ⊙ u, all (N, I).
-func swigluForward(_ h: FPtr, _ g: CFPtr, _ u: CFPtr, count: Int) {
-    for i in 0..<count {
-        let gi = g[i]
-        h[i] = gi / (1 + expf(-gi)) * u[i]
+/// SwiGLU over the fused gate|up product: gu is (N, 2I), each row [gate | up]; h (N, I) = silu(gate) ⊙ up.
+func swigluForward(_ h: FPtr, _ gu: CFPtr, n: Int, inter: Int) {
+    let one = F8(repeating: 1)
+    for r in 0..<n {
+        let g = gu + r * 2 * inter, u = g + inter, hr = h + r * inter
+        var i = 0
+        while i + 8 <= inter {
+            let gi = load8(g, i)
+            store8(gi / (one + exp8(-gi)) * load8(u, i), hr, i)
+            i += 8
+        }
+        while i < inter { hr[i] = g[i] / (1 + expf(-g[i])) * u[i]; i += 1 }
     }
 }
 
-/// dg = dh ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))), du = dh ⊙ silu(g).
-func swigluBackward(dg: FPtr, du: FPtr, dh: CFPtr, g: CFPtr, u: CFPtr, count: Int) {
-    for i in 0..<count {
-        let gi = g[i]
-        let s = 1 / (1 + expf(-gi))
-        du[i] = dh[i] * gi * s
-        dg[i] = dh[i] * u[i] * s * (1 + gi * (1 - s))
+/// dgate = dh ⊙ up ⊙ σ(g)(1 + g(1 − σ(g))), dup = dh ⊙ silu(g), written into dgu (N, 2I) as [dgate | dup].
+func swigluBackward(dgu: FPtr, dh: CFPtr, gu: CFPtr, n: Int, inter: Int) {
+    let one = F8(repeating: 1)
+    for r in 0..<n {
+        let g = gu + r * 2 * inter, u = g + inter, d = dh + r * inter
+        let dg = dgu + r * 2 * inter, du = dg + inter
+        var i = 0
+        while i + 8 <= inter {
+            let gi = load8(g, i), di = load8(d, i)
+            let s = one / (one + exp8(-gi))
+            store8(di * gi * s, du, i)
+            store8(di * load8(u, i) * s * (one + gi * (one - s)), dg, i)
+            i += 8
+        }
+        while i < inter {
+            let gi = g[i]
+            let s = 1 / (1 + expf(-gi))
+            du[i] = d[i] * gi * s
+            dg[i] = d[i] * u[i] * s * (1 + gi * (1 - s))
+            i += 1
+        }
     }
 }
 
 /// Causal self-attention of one sequence of length T, all heads.
-/// q (T, H·D) at row stride qs, k/v (T, KV·D) at stride ks; probs (H, T, T) saved for the backward;
-/// out (T, H·D) at stride qs. Query head h reads key/value head h / (H/KV) (grouped-query attention).
+/// q (T, H·D), k/v (T, KV·D), rows `qkvStride` apart when they are slices of one fused q|k|v product;
+/// probs (H, T, T) saved for the backward; out (T, H·D). Query head h reads key/value head h / (H/KV) (grouped-query attention).
 func attentionForward(out: FPtr, probs: FPtr, q: CFPtr, k: CFPtr, v: CFPtr, t: Int,
-                      heads: Int, kvHeads: Int, headDim: Int) {
-    let qs = heads * headDim, ks = kvHeads * headDim, group = heads / kvHeads
+                      heads: Int, kvHeads: Int, headDim: Int, qkvStride: Int? = nil) {
+    let os = heads * headDim, qs = qkvStride ?? os, ks = qkvStride ?? kvHeads * headDim, group = heads / kvHeads
     let scale = 1 / Float(headDim).squareRoot()
     for h in 0..<heads {
         let kh = h / group
@@ -142,32 +163,32 @@ func attentionForward(out: FPtr, probs: FPtr, q: CFPtr, k: CFPtr, v: CFPtr, t: I
             let row = p + i * t
             var mx = -Float.infinity
             for j in 0...i where row[j] > mx { mx = row[j] }
-            var sum: Float = 0
-            for j in 0...i { let e = expf(row[j] - mx); row[j] = e; sum += e }
+            let sum = expShiftSum(row, row, shift: mx, i + 1)
             let inv = 1 / sum
             for j in 0...i { row[j] *= inv }
             for j in (i + 1)..<t { row[j] = 0 }
         }
         // O_h = P V_h  (T,D)
         gemm(false, false, m: t, n: headDim, k: t, p, lda: t, v + kh * headDim, ldb: ks,
-             beta: 0, out + h * headDim, ldc: qs)
+             beta: 0, out + h * headDim, ldc: os)
     }
 }
 
 /// Backward of `attentionForward`: dq is overwritten, dk and dv accumulate (heads of one group share
 /// them). `scratch` holds T·T floats.
 func attentionBackward(dq: FPtr, dk: FPtr, dv: FPtr, dout: CFPtr, probs: CFPtr, q: CFPtr, k: CFPtr,
-                       v: CFPtr, t: Int, heads: Int, kvHeads: Int, headDim: Int, scratch: FPtr) {
-    let qs = heads * headDim, ks = kvHeads * headDim, group = heads / kvHeads
+                       v: CFPtr, t: Int, heads: Int, kvHeads: Int, headDim: Int, qkvStride: Int? = nil,
+                       scratch: FPtr) {
+    let os = heads * headDim, qs = qkvStride ?? os, ks = qkvStride ?? kvHeads * headDim, group = heads / kvHeads
     let scale = 1 / Float(headDim).squareRoot()
     for h in 0..<heads {
         let kh = h / group
         let p = probs + h * t * t
         let dp = scratch
         // dP = dO_h V_hᵀ (T,T);  dV_h += Pᵀ dO_h
-        gemm(false, true, m: t, n: t, k: headDim, dout + h * headDim, lda: qs, v + kh * headDim, ldb: ks,
+        gemm(false, true, m: t, n: t, k: headDim, dout + h * headDim, lda: os, v + kh * headDim, ldb: ks,
              beta: 0, dp, ldc: t)
-        gemm(true, false, m: t, n: headDim, k: t, p, lda: t, dout + h * headDim, ldb: qs,
+        gemm(true, false, m: t, n: headDim, k: t, p, lda: t, dout + h * headDim, ldb: os,
              beta: 1, dv + kh * headDim, ldc: ks)
         // dS = P ⊙ (dP − rowsum(dP ⊙ P))
         for i in 0..<t {
@@ -196,4 +217,39 @@ public func sgemmForBenchmark(n: Int, _ a: [Float], _ b: [Float], _ c: inout [Fl
             }
         }
     }
+}
+
+/// Σ a[i]·b[i] with eight independent SIMD lanes: a scalar loop is one long dependency chain, since
+/// the compiler may not reorder float additions.
+@inline(__always)
+func dotProduct(_ a: CFPtr, _ b: CFPtr, _ n: Int) -> Float {
+    var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
+    var i = 0
+    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+    while i + 16 <= n {
+        acc0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        acc1 += ra.loadUnaligned(fromByteOffset: i * 4 + 32, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4 + 32, as: SIMD8<Float>.self)
+        i += 16
+    }
+    while i + 8 <= n {
+        acc0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        i += 8
+    }
+    var s = (acc0 + acc1).sum()
+    while i < n { s += a[i] * b[i]; i += 1 }
+    return s
+}
+
+/// y[i] += alpha · x[i], vectorised.
+@inline(__always)
+func axpy(_ y: FPtr, _ alpha: Float, _ x: CFPtr, _ n: Int) {
+    var i = 0
+    let ry = UnsafeMutableRawPointer(y), rx = UnsafeRawPointer(x)
+    let av = SIMD8<Float>(repeating: alpha)
+    while i + 8 <= n {
+        let v = ry.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) + av * rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        ry.storeBytes(of: v, toByteOffset: i * 4, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < n { y[i] += alpha * x[i]; i += 1 }
 }

@@ -78,9 +78,9 @@ extension Transformer {
             let z = logits.baseAddress! + i * vocab
             var mx = -Float.infinity
             for j in 0..<vocab { mx = max(mx, z[j] * invT) }
-            var sum: Float = 0
-            for j in 0..<vocab { let e = expf(z[j] * invT - mx); probs[j] = e; sum += e }
-            for j in 0..<vocab { probs[j] /= sum }
+            let sum = probs.withUnsafeMutableBufferPointer { expShiftSum($0.baseAddress!, z, shift: mx, scale: invT, vocab) }
+            let inv = 1 / sum
+            for j in 0..<vocab { probs[j] *= inv }
             return z[Int(targets[i])] * invT - mx - logf(sum)
         }
         // dL/dz_j = coeff · (p_j − 1[j = target]) / T for a loss whose derivative in log π(target) is −coeff.

@@ -42,6 +42,8 @@ public final class Transformer: @unchecked Sendable {
     private var lastBatch: TokenBatch?
     private var positions: [Int32] = []
     private var actOffsets = ActivationOffsets()
+    /// The generation cache, kept between calls so its memory is allocated once.
+    lazy var kvCache = KVCache(layers: config.numHiddenLayers, kvHeads: config.numKeyValueHeads, headDim: config.headDim)
 
     public init(config: ModelConfig) throws {
         try config.validate()
@@ -77,8 +79,8 @@ public final class Transformer: @unchecked Sendable {
     }
 
     struct ActivationOffsets {
-        var perLayer = 0, xIn = 0, ln1 = 0, rstd1 = 0, q = 0, k = 0, v = 0, probs = 0, att = 0, xMid = 0
-        var ln2 = 0, rstd2 = 0, gate = 0, up = 0, h = 0
+        var perLayer = 0, xIn = 0, ln1 = 0, rstd1 = 0, qkv = 0, probs = 0, att = 0, xMid = 0
+        var ln2 = 0, rstd2 = 0, gu = 0, h = 0
         var xOut = 0, lnf = 0, rstdf = 0, logits = 0, total = 0
         var probOffsets: [Int] = []  // per sequence, within a layer's probs block
     }
@@ -95,9 +97,9 @@ public final class Transformer: @unchecked Sendable {
         }
         var off = 0
         func take(_ k: Int) -> Int { defer { off += k }; return off }
-        o.xIn = take(n * c); o.ln1 = take(n * c); o.rstd1 = take(n); o.q = take(n * hd); o.k = take(n * kvd)
-        o.v = take(n * kvd); o.probs = take(probTotal); o.att = take(n * hd); o.xMid = take(n * c)
-        o.ln2 = take(n * c); o.rstd2 = take(n); o.gate = take(n * inter); o.up = take(n * inter); o.h = take(n * inter)
+        o.xIn = take(n * c); o.ln1 = take(n * c); o.rstd1 = take(n); o.qkv = take(n * (hd + 2 * kvd))
+        o.probs = take(probTotal); o.att = take(n * hd); o.xMid = take(n * c)
+        o.ln2 = take(n * c); o.rstd2 = take(n); o.gu = take(n * 2 * inter); o.h = take(n * inter)
         o.perLayer = off
         off = o.perLayer * config.numHiddenLayers
         o.xOut = take(n * c); o.lnf = take(n * c); o.rstdf = take(n); o.logits = take(n * config.vocabSize)
@@ -116,6 +118,7 @@ public final class Transformer: @unchecked Sendable {
         let n = batch.rowCount, c = config.hiddenSize, heads = config.numAttentionHeads
         let kvHeads = config.numKeyValueHeads, d = config.headDim, hd = heads * d, kvd = config.kvDim
         let inter = config.intermediateSize, vocab = config.vocabSize, eps = Float(config.rmsNormEps)
+        let qkvDim = hd + 2 * kvd
         let o = planActivations(batch)
         actOffsets = o
         lastBatch = batch
@@ -134,26 +137,27 @@ public final class Transformer: @unchecked Sendable {
                 let base = a + l * o.perLayer, W = L.layers[l]
                 let x = base + o.xIn
                 rmsnormForward(base + o.ln1, base + o.rstd1, x, p + W.inputNorm, n: n, c: c, eps: eps)
-                linearForward(base + o.q, base + o.ln1, p + W.q, n: n, inDim: c, outDim: hd)
-                linearForward(base + o.k, base + o.ln1, p + W.k, n: n, inDim: c, outDim: kvd)
-                linearForward(base + o.v, base + o.ln1, p + W.v, n: n, inDim: c, outDim: kvd)
-                ropeApply(base + o.q, positions: pos.baseAddress!, n: n, heads: heads, headDim: d, tables: rope, inverse: false)
-                ropeApply(base + o.k, positions: pos.baseAddress!, n: n, heads: kvHeads, headDim: d, tables: rope, inverse: false)
+                // q, k and v are adjacent in the parameter buffer: one product gives rows [q | k | v].
+                let qkv = base + o.qkv
+                linearForward(qkv, base + o.ln1, p + W.q, n: n, inDim: c, outDim: qkvDim)
+                ropeApply(qkv, positions: pos.baseAddress!, n: n, heads: heads, headDim: d, rowStride: qkvDim, tables: rope, inverse: false)
+                ropeApply(qkv + hd, positions: pos.baseAddress!, n: n, heads: kvHeads, headDim: d, rowStride: qkvDim, tables: rope, inverse: false)
                 for s in 0..<batch.sequenceCount {
                     let r0 = batch.seqStarts[s], t = batch.seqStarts[s + 1] - r0
                     if t == 0 { continue }
+                    let rows = qkv + r0 * qkvDim
                     attentionForward(out: base + o.att + r0 * hd, probs: base + o.probs + o.probOffsets[s],
-                                     q: base + o.q + r0 * hd, k: base + o.k + r0 * kvd, v: base + o.v + r0 * kvd,
-                                     t: t, heads: heads, kvHeads: kvHeads, headDim: d)
+                                     q: rows, k: rows + hd, v: rows + hd + kvd,
+                                     t: t, heads: heads, kvHeads: kvHeads, headDim: d, qkvStride: qkvDim)
                 }
                 // x_mid = x + O·att
                 let xMid = base + o.xMid
                 linearForward(xMid, base + o.att, p + W.o, n: n, inDim: hd, outDim: c)
                 for i in 0..<(n * c) { xMid[i] += x[i] }
                 rmsnormForward(base + o.ln2, base + o.rstd2, xMid, p + W.postNorm, n: n, c: c, eps: eps)
-                linearForward(base + o.gate, base + o.ln2, p + W.gate, n: n, inDim: c, outDim: inter)
-                linearForward(base + o.up, base + o.ln2, p + W.up, n: n, inDim: c, outDim: inter)
-                swigluForward(base + o.h, base + o.gate, base + o.up, count: n * inter)
+                // gate and up are adjacent too: rows [gate | up].
+                linearForward(base + o.gu, base + o.ln2, p + W.gate, n: n, inDim: c, outDim: 2 * inter)
+                swigluForward(base + o.h, base + o.gu, n: n, inter: inter)
                 // next residual input = x_mid + Down·h
                 let next = l + 1 < config.numHiddenLayers ? a + (l + 1) * o.perLayer + o.xIn : a + o.xOut
                 linearForward(next, base + o.h, p + W.down, n: n, inDim: inter, outDim: c)
@@ -178,12 +182,12 @@ public final class Transformer: @unchecked Sendable {
 
         var off = 0
         func take(_ k: Int) -> Int { defer { off += k }; return off }
-        let oDx = take(n * c), oDln = take(n * c), oDatt = take(n * hd), oDq = take(n * hd), oDk = take(n * kvd)
-        let oDv = take(n * kvd), oDg = take(n * inter), oDu = take(n * inter), oDh = take(n * inter)
-        let oScr = take(maxT * maxT)
+        let qkvDim = hd + 2 * kvd
+        let oDx = take(n * c), oDln = take(n * c), oDatt = take(n * hd), oDqkv = take(n * qkvDim)
+        let oDgu = take(n * 2 * inter), oDh = take(n * inter), oScr = take(maxT * maxT)
         let sb = grads.reserve(off)
-        let dx = sb + oDx, dln = sb + oDln, datt = sb + oDatt, dq = sb + oDq, dk = sb + oDk, dv = sb + oDv
-        let dgate = sb + oDg, dup = sb + oDu, dh = sb + oDh, scr = sb + oScr
+        let dx = sb + oDx, dln = sb + oDln, datt = sb + oDatt, dqkv = sb + oDqkv
+        let dgu = sb + oDgu, dh = sb + oDh, scr = sb + oScr
 
         // LM head and final norm.
         linearBackward(dx: dln, accumulate: false, dw: g + L.lmHead, dy: dLogits, x: a + o.lnf, w: p + L.lmHead,
@@ -198,34 +202,28 @@ public final class Transformer: @unchecked Sendable {
                 // MLP: dx is dLoss/d(next residual) = dLoss/dx_mid through the skip, plus the MLP branch.
                 linearBackward(dx: dh, accumulate: false, dw: g + W.down, dy: dx, x: base + o.h, w: p + W.down,
                                n: n, inDim: inter, outDim: c)
-                swigluBackward(dg: dgate, du: dup, dh: dh, g: base + o.gate, u: base + o.up, count: n * inter)
-                linearBackward(dx: dln, accumulate: false, dw: g + W.gate, dy: dgate, x: base + o.ln2, w: p + W.gate,
-                               n: n, inDim: c, outDim: inter)
-                linearBackward(dx: dln, accumulate: true, dw: g + W.up, dy: dup, x: base + o.ln2, w: p + W.up,
-                               n: n, inDim: c, outDim: inter)
+                swigluBackward(dgu: dgu, dh: dh, gu: base + o.gu, n: n, inter: inter)
+                linearBackward(dx: dln, accumulate: false, dw: g + W.gate, dy: dgu, x: base + o.ln2, w: p + W.gate,
+                               n: n, inDim: c, outDim: 2 * inter)
                 rmsnormBackward(dx: dx, dw: g + W.postNorm, dout: dln, x: base + o.xMid, w: p + W.postNorm,
                                 rstd: base + o.rstd2, n: n, c: c)
                 // Attention: dx is now dLoss/dx_mid.
                 linearBackward(dx: datt, accumulate: false, dw: g + W.o, dy: dx, x: base + o.att, w: p + W.o,
                                n: n, inDim: hd, outDim: c)
-                dk.update(repeating: 0, count: n * kvd)
-                dv.update(repeating: 0, count: n * kvd)
+                dqkv.update(repeating: 0, count: n * qkvDim)  // dk, dv accumulate over a group's heads
                 for s in 0..<batch.sequenceCount {
                     let r0 = batch.seqStarts[s], t = batch.seqStarts[s + 1] - r0
                     if t == 0 { continue }
-                    attentionBackward(dq: dq + r0 * hd, dk: dk + r0 * kvd, dv: dv + r0 * kvd, dout: datt + r0 * hd,
-                                      probs: base + o.probs + o.probOffsets[s], q: base + o.q + r0 * hd,
-                                      k: base + o.k + r0 * kvd, v: base + o.v + r0 * kvd, t: t, heads: heads,
-                                      kvHeads: kvHeads, headDim: d, scratch: scr)
+                    let rows = base + o.qkv + r0 * qkvDim, drows = dqkv + r0 * qkvDim
+                    attentionBackward(dq: drows, dk: drows + hd, dv: drows + hd + kvd, dout: datt + r0 * hd,
+                                      probs: base + o.probs + o.probOffsets[s], q: rows, k: rows + hd,
+                                      v: rows + hd + kvd, t: t, heads: heads, kvHeads: kvHeads, headDim: d,
+                                      qkvStride: qkvDim, scratch: scr)
                 }
-                ropeApply(dq, positions: pos.baseAddress!, n: n, heads: heads, headDim: d, tables: rope, inverse: true)
-                ropeApply(dk, positions: pos.baseAddress!, n: n, heads: kvHeads, headDim: d, tables: rope, inverse: true)
-                linearBackward(dx: dln, accumulate: false, dw: g + W.q, dy: dq, x: base + o.ln1, w: p + W.q,
-                               n: n, inDim: c, outDim: hd)
-                linearBackward(dx: dln, accumulate: true, dw: g + W.k, dy: dk, x: base + o.ln1, w: p + W.k,
-                               n: n, inDim: c, outDim: kvd)
-                linearBackward(dx: dln, accumulate: true, dw: g + W.v, dy: dv, x: base + o.ln1, w: p + W.v,
-                               n: n, inDim: c, outDim: kvd)
+                ropeApply(dqkv, positions: pos.baseAddress!, n: n, heads: heads, headDim: d, rowStride: qkvDim, tables: rope, inverse: true)
+                ropeApply(dqkv + hd, positions: pos.baseAddress!, n: n, heads: kvHeads, headDim: d, rowStride: qkvDim, tables: rope, inverse: true)
+                linearBackward(dx: dln, accumulate: false, dw: g + W.q, dy: dqkv, x: base + o.ln1, w: p + W.q,
+                               n: n, inDim: c, outDim: qkvDim)
                 rmsnormBackward(dx: dx, dw: g + W.inputNorm, dout: dln, x: base + o.xIn, w: p + W.inputNorm,
                                 rstd: base + o.rstd1, n: n, c: c)
             }

@@ -49,17 +49,35 @@ func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) { $0 + Do
 
 @Test func swigluGradient() {
     var rng = SplitMix64(seed: 2)
-    let n = 20
-    var g = randomArray(n, &rng, scale: 2), u = randomArray(n, &rng)
-    let r = randomArray(n, &rng)
-    func f(_ g: [Float], _ u: [Float]) -> [Float] {
-        var h = [Float](repeating: 0, count: n); swigluForward(&h, g, u, count: n); return h
+    // Two rows of a fused [gate | up] product, 11 wide: exercises the SIMD body and the scalar tail.
+    let n = 2, inter = 11
+    var gu = randomArray(n * 2 * inter, &rng, scale: 2)
+    let r = randomArray(n * inter, &rng)
+    func f(_ gu: [Float]) -> [Float] {
+        var h = [Float](repeating: 0, count: n * inter); swigluForward(&h, gu, n: n, inter: inter); return h
     }
-    var dg = [Float](repeating: 0, count: n), du = dg
-    swigluBackward(dg: &dg, du: &du, dh: r, g: g, u: u, count: n)
-    let gc = g, uc = u
-    fdCheck(&g, analytic: dg, indices: Array(0..<n), h: 1e-3, "swiglu dg") { dot(f($0, uc), r) }
-    fdCheck(&u, analytic: du, indices: Array(0..<n), h: 1e-3, "swiglu du") { dot(f(gc, $0), r) }
+    var dgu = [Float](repeating: 0, count: n * 2 * inter)
+    swigluBackward(dgu: &dgu, dh: r, gu: gu, n: n, inter: inter)
+    fdCheck(&gu, analytic: dgu, indices: Array(0..<(n * 2 * inter)), h: 1e-3, "swiglu dgu") { dot(f($0), r) }
+}
+
+@Test func vectorisedExpMatchesFoundation() {
+    // 1003 points over [−86, 86]: the SIMD body and the scalar tail, away from the clamp at ±87.
+    var x = [Float](repeating: 0, count: 1003)
+    for i in 0..<x.count { x[i] = -86 + Float(i) * 0.1716 }
+    var out = x
+    let sum = expShiftSum(&out, x, shift: 0, x.count)
+    var ref = 0.0
+    for i in 0..<x.count {
+        let e = Foundation.exp(Double(x[i]))
+        ref += e
+        #expect(abs(Double(out[i]) - e) <= 1e-6 * e, "exp at \(x[i])")
+    }
+    #expect(abs(Double(sum) - ref) <= 1e-5 * ref)
+    // Very negative inputs clamp to ≈ 0 rather than wrapping around.
+    var tiny: [Float] = [0, 0]
+    _ = expShiftSum(&tiny, [-1000, -200], shift: 0, 2)
+    #expect(tiny.allSatisfy { $0 >= 0 && $0 < 1e-37 })
 }
 
 @Test func ropeBackwardIsTheTransposeRotation() {
