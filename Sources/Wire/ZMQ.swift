@@ -74,6 +74,8 @@ public enum SocketType: Sendable, CaseIterable, CustomStringConvertible {
     case pub
     /// Announcement receiver: must `subscribe` to a prefix or it receives nothing.
     case sub
+    /// Strict request/reply; only the ZAP authenticator uses it.
+    case rep
 
     var raw: Int32 {
         switch self {
@@ -83,6 +85,7 @@ public enum SocketType: Sendable, CaseIterable, CustomStringConvertible {
         case .dealer: ZMQ_DEALER
         case .pub: ZMQ_PUB
         case .sub: ZMQ_SUB
+        case .rep: ZMQ_REP
         }
     }
 
@@ -94,6 +97,7 @@ public enum SocketType: Sendable, CaseIterable, CustomStringConvertible {
         case .dealer: "DEALER"
         case .pub: "PUB"
         case .sub: "SUB"
+        case .rep: "REP"
         }
     }
 }
