@@ -35,7 +35,7 @@ public enum Checkpoint {
         }
         func int(_ k: String) throws -> Int {
             guard let v = obj[k] else { throw ModelError.checkpoint("\(url.path) is missing the key \"\(k)\".") }
-            guard let n = v as? NSNumber, !(v is Bool), n.doubleValue == n.doubleValue.rounded() else {
+            guard type(of: v) != Bool.self, let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded() else {
                 throw ModelError.checkpoint("\(url.path): \"\(k)\" must be an integer.")
             }
             return n.intValue
