@@ -64,7 +64,7 @@ public enum Z85 {
     }
 }
 
-/// Key files: one Z85 key a file, after optional `#` comment lines. `NAME.public` may be shared freely;
+/// Key files: one Z85 key a file, after optional "# " comment lines. `NAME.public` may be shared freely;
 /// `NAME.secret` is written with mode 0600 and refused when others can read it (as ssh does).
 public enum KeyFiles {
     /// Writes `DIR/NAME.public` and `DIR/NAME.secret`; returns their paths.
@@ -133,7 +133,8 @@ public enum KeyFiles {
             throw KeyError("cannot read key file \(path): \(error.localizedDescription)")
         }
         return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+            // "#" is a Z85 digit, so a comment is "#" followed by a space (no key holds a space).
+            .filter { !$0.isEmpty && $0 != "#" && !$0.hasPrefix("# ") }
     }
 
     private static func keyLine(_ path: String) throws(KeyError) -> String {
