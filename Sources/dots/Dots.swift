@@ -15,6 +15,7 @@ struct Dots: AsyncParsableCommand {
             ScoreCommand.self,
             SampleCommand.self,
             BenchCommand.self,
+            TasksCommand.self,
             KeysCommand.self,
         ]
     )

@@ -1,2 +1,0 @@
-/// Placeholder until the task suite lands.
-public enum TasksPlaceholder {}
