@@ -42,9 +42,9 @@ let package = Package(
         // `Actor` would clash with Swift's `Actor` protocol, hence the target name.
         .target(name: "RolloutActor", dependencies: ["Model", "Wire", "Tasks"], path: "Sources/Actor",
                 swiftSettings: numeric),
-        .target(name: "Learner", dependencies: ["Model", "Wire", "Tasks"], path: "Sources/Learner",
+        .target(name: "Learner", dependencies: ["Model", "Wire", "Tasks", "RolloutActor"], path: "Sources/Learner",
                 swiftSettings: numeric),
-        .target(name: "Coordinator", dependencies: ["Model", "Wire", "Tasks"], path: "Sources/Coordinator",
+        .target(name: "Coordinator", dependencies: ["Model", "Wire", "Tasks", "RolloutActor"], path: "Sources/Coordinator",
                 swiftSettings: numeric),
         .executableTarget(
             name: "dots",
@@ -58,8 +58,8 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: numeric),
         .testTarget(name: "TasksTests", dependencies: ["Tasks"], path: "Tests/TasksTests"),
         .testTarget(name: "WireTests", dependencies: ["Wire"], path: "Tests/WireTests"),
-        .testTarget(name: "ActorTests", dependencies: ["RolloutActor"], path: "Tests/ActorTests"),
-        .testTarget(name: "LearnerTests", dependencies: ["Learner"], path: "Tests/LearnerTests"),
+        .testTarget(name: "ActorTests", dependencies: ["RolloutActor"], path: "Tests/ActorTests", swiftSettings: numeric),
+        .testTarget(name: "LearnerTests", dependencies: ["Learner"], path: "Tests/LearnerTests", swiftSettings: numeric),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator"], path: "Tests/CoordinatorTests"),
         // Starts the real `dots` binary as separate processes on loopback.
         .testTarget(name: "MultiProcessTests", dependencies: ["dots"], path: "Tests/MultiProcessTests"),

@@ -20,6 +20,9 @@ public final class FloatBuffer: @unchecked Sendable {
 
     deinit { ptr.deallocate() }
 
+    /// The raw storage, for serialisation; valid while the buffer lives.
+    public var pointer: UnsafePointer<Float> { UnsafePointer(ptr) }
+
     public subscript(i: Int) -> Float {
         get { precondition(i >= 0 && i < count, "FloatBuffer index out of range"); return ptr[i] }
         set { precondition(i >= 0 && i < count, "FloatBuffer index out of range"); ptr[i] = newValue }

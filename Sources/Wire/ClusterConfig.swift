@@ -159,6 +159,28 @@ public struct ClusterConfig: Sendable {
         try set(String(assignment[..<eq]).trimmingCharacters(in: .whitespaces), String(assignment[assignment.index(after: eq)...]))
     }
 
+    /// Applies several `key=value` overrides together and validates once, so their order doesn't matter
+    /// (e.g. lowering batch_size and mini_batch_size in one command line).
+    public mutating func set(assignments: [String]) throws(ClusterConfigError) {
+        var copy = self
+        for a in assignments {
+            guard let eq = a.firstIndex(of: "=") else {
+                throw ClusterConfigError(issues: [issue(a, "expected key=value", setByFlag: true)])
+            }
+            let key = String(a[..<eq]).trimmingCharacters(in: .whitespaces), text = String(a[a.index(after: eq)...])
+            guard let schema = ConfigSchema.key(for: key) else {
+                throw ClusterConfigError(issues: [issue(key, Self.unknownKeyMessage(key), setByFlag: true)])
+            }
+            guard let value = schema.type.parse(text) else {
+                throw ClusterConfigError(issues: [issue(key, "expected \(schema.type.noun), got \"\(text)\"", setByFlag: true)])
+            }
+            copy.explicit[key] = value
+            copy.overridden.insert(key)
+        }
+        try copy.build(extra: [])
+        self = copy
+    }
+
     // MARK: reading values
 
     /// A key's value: as written, else its default; nil for an absent optional key.

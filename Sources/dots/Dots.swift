@@ -16,6 +16,12 @@ struct Dots: AsyncParsableCommand {
             SampleCommand.self,
             BenchCommand.self,
             TasksCommand.self,
+            PretrainCommand.self,
+            EvalCommand.self,
+            LaunchCommand.self,
+            CoordinatorCommand.self,
+            LearnerCommand.self,
+            ActorCommand.self,
             KeysCommand.self,
         ]
     )

@@ -1,0 +1,129 @@
+import Foundation
+import Model
+import Tasks
+import Wire
+
+/// The coordinator process: the control plane. It holds the current weights (pushed by the learner on
+/// `updates`), serves them to joining or lagging workers (`weights`), hands out prompts step by step
+/// (`assignment`), tracks membership from heartbeats (`stats`), and re-queues a dead actor's work.
+public final class CoordinatorNode {
+    let config: ClusterConfig
+    let node: WireNode
+    let rejects = RejectCounter(name: "coordinator")
+    let codec = WireCodec()
+    var scheduler: Scheduler
+    var weights: (version: UInt64, chunks: [WeightsChunk])?
+    var assembler = WeightsAssembler()
+    var lastSeen: [UInt64: Date] = [:]
+    /// Heartbeats are sent every second; three missed mean dead.
+    let deadAfter: TimeInterval = 3
+
+    public init(config: ClusterConfig, security: WireSecurity?) throws {
+        self.config = config
+        node = try WireNode(config: config, security: security)
+        let suite = TaskSuite.builtIn(seed: 1)
+        scheduler = Scheduler(promptIDs: suite.train.map { UInt64($0.id) }, batchSize: config.training.batchSize,
+                              maxLag: config.training.maxLag, seed: UInt64(config.training.seed))
+    }
+
+    public func run() throws {
+        let assignment = try node.bind(.assignment)
+        let weightsSocket = try node.bind(.weights)
+        let announce = try node.bind(.announce)
+        let updates = try node.bind(.updates)
+        let stats = try node.bind(.stats)
+        defer { [assignment, weightsSocket, announce, updates, stats].forEach { $0.close() }; node.close() }
+        let poller = ZMQPoller()
+        let pa = poller.add(assignment), pw = poller.add(weightsSocket), pu = poller.add(updates), ps = poller.add(stats)
+        roleLog("coordinator", "listening; waiting for the learner's weights")
+        var lastCheck = Date()
+        while !StopSignal.requested {
+            for i in try poller.poll(timeout: .milliseconds(200)) {
+                while let frames = try poller[i].receive(timeout: .zero) {
+                    switch i {
+                    case pa: try handleAssignment(frames, assignment)
+                    case pw: try handleWeightsRequest(frames, weightsSocket)
+                    case pu: handleUpdate(frames)
+                    case ps: handleStats(frames)
+                    default: break
+                    }
+                }
+            }
+            if Date().timeIntervalSince(lastCheck) > 1 {
+                lastCheck = Date()
+                reapDeadActors()
+            }
+        }
+        _ = try? announce.send(WireCodec.encode(.control(Control(.shutdown, weightsVersion: weights?.version ?? 0, reason: "coordinator stopping")),
+                                                sender: ClusterConfig.coordinatorID), dontWait: true)
+        roleLog("coordinator", "stopped")
+    }
+
+    /// ROUTER frames: [routing id, message frames…].
+    private func split(_ frames: [[UInt8]]) -> (id: [UInt8], envelope: Envelope)? {
+        guard frames.count >= 2 else { return nil }
+        guard let env = codec.decode(Array(frames.dropFirst()), rejects: rejects) else { return nil }
+        return (frames[0], env)
+    }
+
+    private func handleAssignment(_ frames: [[UInt8]], _ socket: ZMQSocket) throws {
+        guard let (id, env) = split(frames), case .assignmentRequest(let req) = env.message else { return }
+        lastSeen[req.actorID] = Date()
+        guard let w = weights else {
+            try reply(socket, id, .assignmentGrant(emptyGrant(version: 0)))
+            return
+        }
+        let items = scheduler.grant(actor: req.actorID, capacity: Int(req.capacity))
+        let t = config.training
+        let grant = AssignmentGrant(step: UInt64(items.first?.step ?? 0), weightsVersion: w.version,
+                                    promptIDs: items.map(\.promptID), groupSize: UInt32(t.groupSize),
+                                    temperature: Float(t.temperature), maxNewTokens: UInt32(t.maxNewTokens))
+        try reply(socket, id, .assignmentGrant(grant))
+    }
+
+    private func emptyGrant(version: UInt64) -> AssignmentGrant {
+        AssignmentGrant(step: 0, weightsVersion: version, promptIDs: [], groupSize: UInt32(config.training.groupSize),
+                        temperature: Float(config.training.temperature), maxNewTokens: UInt32(config.training.maxNewTokens))
+    }
+
+    private func reply(_ socket: ZMQSocket, _ id: [UInt8], _ message: Message) throws {
+        do {
+            _ = try socket.send([id] + WireCodec.encode(message, sender: ClusterConfig.coordinatorID), dontWait: true)
+        } catch let e as ZMQError where e.hostUnreachable {
+            // The requester went away between asking and our reply (ROUTER_MANDATORY): nothing to do.
+        }
+    }
+
+    private func handleWeightsRequest(_ frames: [[UInt8]], _ socket: ZMQSocket) throws {
+        guard let (id, env) = split(frames), case .weightsRequest = env.message, let w = weights else { return }
+        for chunk in w.chunks { try reply(socket, id, .weights(chunk)) }
+    }
+
+    private func handleUpdate(_ frames: [[UInt8]]) {
+        guard let env = codec.decode(frames, rejects: rejects), case .weights(let chunk) = env.message else { return }
+        if case .complete(let version, let params) = assembler.add(chunk) {
+            weights = (version, WeightsChunk.split(params, version: version))
+            scheduler.advance(toVersion: Int(version))
+            roleLog("coordinator", "weights version \(version); queued through step \(scheduler.nextStep - 1)")
+        }
+    }
+
+    private func handleStats(_ frames: [[UInt8]]) {
+        guard let env = codec.decode(frames, rejects: rejects) else { return }
+        switch env.message {
+        case .heartbeat(let s), .stats(let s):
+            if s.role == .actor { lastSeen[env.sender] = Date() }
+        default: break
+        }
+    }
+
+    private func reapDeadActors() {
+        let now = Date()
+        for (actor, seen) in lastSeen where now.timeIntervalSince(seen) > deadAfter {
+            lastSeen[actor] = nil
+            let held = scheduler.outstanding[actor]?.count ?? 0
+            scheduler.actorDied(actor, currentVersion: Int(weights?.version ?? 0))
+            roleLog("coordinator", "actor \(actor) missed its heartbeats; re-queued \(held) prompt(s)")
+        }
+    }
+}

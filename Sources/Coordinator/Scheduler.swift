@@ -1,0 +1,73 @@
+import Foundation
+import Model
+
+/// The coordinator's step clock and work queue, without sockets (so it is testable alone).
+///
+/// Step s's B prompts may be handed out once the learner's weights version v satisfies s ≤ v + max_lag
+/// (0 = synchronous GRPO). Actors ask with a capacity and get at most that many prompts (credit-based
+/// flow); what an actor holds is outstanding until its next request, and goes back to the front of the
+/// queue if the actor dies.
+public struct Scheduler: Sendable {
+    public struct Item: Sendable, Equatable {
+        public var promptID: UInt64
+        public var step: Int
+    }
+
+    public let batchSize: Int
+    public let maxLag: Int
+    private var order: [UInt64]
+    private var cursor = 0
+    private var rng: SplitMix64
+    public private(set) var queue: [Item] = []
+    public private(set) var outstanding: [UInt64: [Item]] = [:]
+    /// The next step whose prompts have not been queued yet.
+    public private(set) var nextStep = 0
+    public private(set) var reassigned = 0
+
+    /// - Parameter promptIDs: the training prompts; uniform selection draws B a step from a shuffled
+    ///   pass over them, reshuffled each epoch.
+    public init(promptIDs: [UInt64], batchSize: Int, maxLag: Int, seed: UInt64) {
+        precondition(!promptIDs.isEmpty && batchSize > 0 && maxLag >= 0)
+        self.batchSize = batchSize
+        self.maxLag = maxLag
+        order = promptIDs
+        rng = SplitMix64(seed: seed)
+        order.shuffle(using: &rng)
+    }
+
+    /// Queues every step the weights version now allows. `version` = number of updates done.
+    public mutating func advance(toVersion version: Int) {
+        // Steps already trained (e.g. after a learner resume) are never issued.
+        nextStep = max(nextStep, version)
+        while nextStep <= version + maxLag {
+            for _ in 0..<batchSize {
+                if cursor == order.count { cursor = 0; order.shuffle(using: &rng) }
+                queue.append(Item(promptID: order[cursor], step: nextStep))
+                cursor += 1
+            }
+            nextStep += 1
+        }
+        // Work for steps the learner has finished is obsolete.
+        queue.removeAll { $0.step < version }
+    }
+
+    /// An actor's request: its previous grant is done; it gets up to `capacity` prompts of the oldest step.
+    public mutating func grant(actor: UInt64, capacity: Int) -> [Item] {
+        outstanding[actor] = nil
+        guard let step = queue.first?.step else { return [] }
+        var items: [Item] = []
+        while items.count < capacity, let first = queue.first, first.step == step {
+            items.append(queue.removeFirst())
+        }
+        outstanding[actor] = items
+        return items
+    }
+
+    /// A dead actor's outstanding prompts go back to the front of the queue.
+    public mutating func actorDied(_ actor: UInt64, currentVersion: Int) {
+        guard let items = outstanding.removeValue(forKey: actor) else { return }
+        let live = items.filter { $0.step >= currentVersion }
+        reassigned += live.count
+        queue.insert(contentsOf: live, at: 0)
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import Model
+
+/// One rollout group as the learner trains on it: a prompt and its G sampled completions, with the
+/// behaviour log-probs recorded at generation and the weights version that generated them.
+public struct TrainingGroup: Sendable {
+    public var promptID: UInt64
+    public var promptTokens: [Int32]
+    public var completions: [(tokens: [Int32], logProbs: [Float], reward: Float)]
+    public var weightsVersion: UInt64
+    public var actorID: UInt64
+    public var generationSeconds: Double
+
+    public init(promptID: UInt64, promptTokens: [Int32], completions: [(tokens: [Int32], logProbs: [Float], reward: Float)],
+                weightsVersion: UInt64, actorID: UInt64, generationSeconds: Double) {
+        self.promptID = promptID
+        self.promptTokens = promptTokens
+        self.completions = completions
+        self.weightsVersion = weightsVersion
+        self.actorID = actorID
+        self.generationSeconds = generationSeconds
+    }
+
+    public var meanReward: Float { completions.map(\.reward).reduce(0, +) / Float(max(1, completions.count)) }
+    /// All rewards equal: the group's advantages are all zero and it carries no gradient.
+    public var isUninformative: Bool { Set(completions.map(\.reward)).count <= 1 }
+}
+
+/// GRPO's group-relative advantage: Aᵢ = (rᵢ − mean) / (std + 1e-6), or rᵢ − mean without the std
+/// division (the paper's equation omits it). std is the population standard deviation.
+public func groupAdvantages(_ rewards: [Float], divideByStd: Bool = true) -> [Float] {
+    let n = Float(rewards.count)
+    let mean = rewards.reduce(0, +) / n
+    let std = (rewards.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / n).squareRoot()
+    return rewards.map { divideByStd ? ($0 - mean) / (std + 1e-6) : $0 - mean }
+}
+
+public struct GRPOSettings: Sendable {
+    public var learningRate: Float = 5e-5
+    /// ε of the PPO clip.
+    public var clipEpsilon: Float = 0.2
+    /// Groups per optimizer mini-batch; a step's groups are split into ⌈n / this⌉ updates.
+    public var miniBatchGroups = 8
+    /// The sampling temperature: log-probs are taken under softmax(logits / T), as the actors sampled.
+    public var temperature: Float = 1
+    public var divideByStd = true
+    public var maxGradNorm: Float = 1
+    public init() {}
+}
+
+public struct UpdateStats: Sendable {
+    public var loss = 0.0, clipFraction = 0.0, gradNorm = 0.0
+    public var tokens = 0, miniBatches = 0
+    /// Mean |log π_old − log π_beh| over trained tokens: how off-policy the data was.
+    public var behaviourGap = 0.0
+}
+
+/// The GRPO update of DESIGN.md: group advantages, π_old recomputed just before the update, then the
+/// decoupled PPO-clip loss over mini-batches with AdamW and gradient clipping.
+public final class GRPOUpdater: @unchecked Sendable {
+    public let model: Transformer
+    public let optimizer: AdamW
+    public var settings: GRPOSettings
+
+    public init(model: Transformer, settings: GRPOSettings) {
+        self.model = model
+        self.settings = settings
+        optimizer = AdamW(model: model, learningRate: settings.learningRate, weightDecay: 0, maxGradNorm: settings.maxGradNorm)
+    }
+
+    /// The rows of one group's sequences: row i predicts token i+1, so completion token k (at position
+    /// P + k) is predicted by row P + k − 1.
+    struct Packed {
+        var sequences: [[Int32]] = []
+        var advantages: [Float] = [], behaviour: [Float] = [], mask: [Float] = []
+        var tokens = 0
+    }
+
+    func pack(_ groups: [TrainingGroup]) -> Packed {
+        var p = Packed()
+        for g in groups {
+            let adv = groupAdvantages(g.completions.map(\.reward), divideByStd: settings.divideByStd)
+            for (c, a) in zip(g.completions, adv) {
+                p.tokens += c.tokens.count
+                // A zero advantage contributes nothing but its tokens to the token mean: skip its compute.
+                guard a != 0, !c.tokens.isEmpty else { continue }
+                let seq = g.promptTokens + c.tokens
+                let rowStart = p.advantages.count, promptLen = g.promptTokens.count
+                p.sequences.append(seq)
+                p.advantages += [Float](repeating: 0, count: seq.count)
+                p.behaviour += [Float](repeating: 0, count: seq.count)
+                p.mask += [Float](repeating: 0, count: seq.count)
+                for k in 0..<c.tokens.count {
+                    let row = rowStart + promptLen + k - 1
+                    p.advantages[row] = a
+                    p.behaviour[row] = c.logProbs[k]
+                    p.mask[row] = 1
+                }
+            }
+        }
+        return p
+    }
+
+    /// One GRPO step over `groups` (fresh, lagged or replayed alike).
+    public func update(_ groups: [TrainingGroup]) throws -> UpdateStats {
+        var stats = UpdateStats()
+        let mb = max(1, settings.miniBatchGroups)
+        var batches: [Packed] = []
+        for start in stride(from: 0, to: groups.count, by: mb) {
+            batches.append(pack(Array(groups[start..<min(start + mb, groups.count)])))
+        }
+        // π_old: every mini-batch's log-probs under the weights before this step's first update.
+        var old: [[Float]?] = []
+        var gapSum = 0.0, gapN = 0
+        for b in batches {
+            guard !b.sequences.isEmpty else { old.append(nil); continue }
+            let lp = try model.targetLogProbs(TokenBatch(sequences: b.sequences), temperature: settings.temperature)
+            for i in 0..<lp.count where b.mask[i] > 0 { gapSum += Double(abs(lp[i] - b.behaviour[i])); gapN += 1 }
+            old.append(lp)
+        }
+        stats.behaviourGap = gapN > 0 ? gapSum / Double(gapN) : 0
+        optimizer.learningRate = settings.learningRate
+        for (b, oldLP) in zip(batches, old) {
+            stats.tokens += b.tokens
+            guard let oldLP, b.tokens > 0 else { continue }
+            let inputs = PPOInputs(advantages: b.advantages, behaviourLogProbs: b.behaviour, oldLogProbs: oldLP,
+                                   mask: b.mask, epsilon: settings.clipEpsilon, temperature: settings.temperature,
+                                   normalizer: Float(b.tokens))
+            model.zeroGradients()
+            let r = try model.loss(TokenBatch(sequences: b.sequences), .ppoClip(inputs))
+            stats.gradNorm = Double(optimizer.update(model))
+            stats.loss += r.loss
+            stats.clipFraction += r.clipFraction
+            stats.miniBatches += 1
+        }
+        if stats.miniBatches > 0 {
+            stats.loss /= Double(stats.miniBatches)
+            stats.clipFraction /= Double(stats.miniBatches)
+        }
+        return stats
+    }
+}

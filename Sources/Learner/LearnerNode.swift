@@ -1,0 +1,251 @@
+import Foundation
+import Model
+import RolloutActor
+import Synchronization
+import Tasks
+import Wire
+
+/// The learner process: owns the trainable weights and the optimizer. Each step it gathers B fresh rollout
+/// groups from the actors (PULL; groups more than `max_lag` versions old are dropped and counted), runs the
+/// GRPO update, pushes the new weights version to the coordinator, and logs the step to metrics.jsonl.
+/// Held-out accuracy is measured on a copy of the weights in a thread of its own, off the training clock.
+public final class LearnerNode {
+    let config: ClusterConfig
+    let runDir: URL
+    let node: WireNode
+    let rejects = RejectCounter(name: "learner")
+    let codec = WireCodec()
+    let updater: GRPOUpdater
+    let tokenizer: CharTokenizer
+    let testSet: [Problem]
+    var version: UInt64 = 0
+    var step = 0
+    var droppedStale = 0, duplicates = 0
+    let evaluator: BackgroundEvaluator
+
+    public init(config: ClusterConfig, security: WireSecurity?, runDir: URL, resume: Bool) throws {
+        self.config = config
+        self.runDir = runDir
+        node = try WireNode(config: config, security: security)
+        let ckptDir = runDir.appendingPathComponent("checkpoints")
+        var source = URL(fileURLWithPath: config.model.checkpoint)
+        var state: LearnerState?
+        if resume, let latest = LearnerState.latest(in: ckptDir) {
+            source = latest
+            state = try LearnerState.load(latest)
+        }
+        let (model, tok) = try Checkpoint.load(source)
+        tokenizer = tok
+        var s = GRPOSettings()
+        let t = config.training
+        s.learningRate = Float(t.learningRate)
+        s.miniBatchGroups = t.miniBatchSize
+        s.temperature = Float(t.temperature)
+        updater = GRPOUpdater(model: model, settings: s)
+        if let state {
+            try state.restore(into: updater.optimizer, from: source)
+            step = state.step
+            version = state.version
+            roleLog("learner", "resumed from \(source.path) at step \(step), version \(version)")
+        }
+        testSet = TaskSuite.builtIn(seed: 1).test
+        evaluator = BackgroundEvaluator(config: model.config, tokenizer: tok, problems: testSet,
+                                        maxNewTokens: t.maxNewTokens)
+    }
+
+    public func run() throws {
+        setComputeThreads(config.model.threads)
+        let t = config.training
+        try FileManager.default.createDirectory(at: runDir.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+        let metrics = try JSONLinesWriter(path: runDir.appendingPathComponent("metrics.jsonl").path)
+        let rollouts = try node.bind(.rollouts)
+        let updates = try node.connect(.updates)
+        defer { rollouts.close(); updates.close(); node.close() }
+        let runStart = Date()
+        try publish(updates)
+        if step == 0 { evaluator.start(parameters: updater.model.parameters.array, step: 0) }
+        roleLog("learner", "training steps \(step)…\(t.steps - 1), B = \(t.batchSize), G = \(t.groupSize), max_lag = \(t.maxLag)")
+
+        while step < t.steps && !StopSignal.requested {
+            let collectStart = Date()
+            var groups: [TrainingGroup] = []
+            var seen = Set<UInt64>()
+            var staleThisStep = 0
+            while groups.count < t.batchSize && !StopSignal.requested {
+                guard let frames = try rollouts.receive(timeout: .milliseconds(200)) else { continue }
+                guard let env = codec.decode(frames, rejects: rejects), case .rolloutGroup(let g) = env.message else { continue }
+                if g.weightsVersion + UInt64(t.maxLag) < version || g.weightsVersion > version {
+                    staleThisStep += 1
+                    continue
+                }
+                guard seen.insert(g.promptID).inserted else { duplicates += 1; continue }
+                groups.append(TrainingGroup(
+                    promptID: g.promptID, promptTokens: g.promptTokens.map { Int32(bitPattern: $0) },
+                    completions: g.completions.map { ($0.tokens.map { Int32(bitPattern: $0) }, $0.logProbs, $0.reward) },
+                    weightsVersion: g.weightsVersion, actorID: g.actorID, generationSeconds: g.generationSeconds))
+            }
+            if StopSignal.requested { break }
+            droppedStale += staleThisStep
+            let collect = Date().timeIntervalSince(collectStart)
+            let updateStart = Date()
+            let stats = try updater.update(groups)
+            let update = Date().timeIntervalSince(updateStart)
+            step += 1
+            version += 1
+            let publishStart = Date()
+            try publish(updates)
+            let publishTime = Date().timeIntervalSince(publishStart)
+
+            if t.evalEvery > 0 && step % t.evalEvery == 0 || step == t.steps {
+                evaluator.start(parameters: updater.model.parameters.array, step: step, waitForPrevious: step == t.steps)
+            }
+            if step == t.steps { evaluator.wait() }
+            if t.checkpointEvery > 0 && step % t.checkpointEvery == 0 { try save("step-\(step)") }
+
+            var line = stepMetrics(groups, stats: stats)
+            line["time"] = Date().timeIntervalSince(runStart)
+            line["dropped_stale"] = staleThisStep
+            line["dropped_stale_total"] = droppedStale
+            line["duplicates_total"] = duplicates
+            line["seconds"] = ["collect": collect, "update": update, "publish": publishTime,
+                               "generation": groups.map(\.generationSeconds).reduce(0, +) / Double(max(1, Set(groups.map(\.actorID)).count))]
+            for r in evaluator.takeResults() {
+                line["test_accuracy"] = r.accuracy
+                line["test_step"] = r.step
+                line["test_seconds"] = r.seconds
+            }
+            metrics.write(line)
+        }
+        try save("final")
+        roleLog("learner", "stopped at step \(step); final checkpoint in \(runDir.appendingPathComponent("checkpoints/final").path)")
+    }
+
+    private func stepMetrics(_ groups: [TrainingGroup], stats: UpdateStats) -> [String: Any] {
+        var tokensByActor: [UInt64: Int] = [:], secondsByActor: [UInt64: Double] = [:], groupsByActor: [UInt64: Int] = [:]
+        for g in groups {
+            tokensByActor[g.actorID, default: 0] += g.completions.map(\.tokens.count).reduce(0, +)
+            secondsByActor[g.actorID, default: 0] += g.generationSeconds
+            groupsByActor[g.actorID, default: 0] += 1
+        }
+        var tps: [String: Double] = [:]
+        for (a, n) in tokensByActor { tps[String(a)] = Double(n) / max(1e-9, secondsByActor[a] ?? 0) }
+        let lags = groups.map { Double(version - 1 - $0.weightsVersion) }
+        return [
+            "step": step, "weights_version": version,
+            "mean_reward": Double(groups.map(\.meanReward).reduce(0, +)) / Double(max(1, groups.count)),
+            "frac_all_equal": Double(groups.filter(\.isUninformative).count) / Double(max(1, groups.count)),
+            "tokens_per_s": tps, "groups_by_actor": Dictionary(uniqueKeysWithValues: groupsByActor.map { (String($0.key), $0.value) }),
+            "lag": lags.reduce(0, +) / Double(max(1, lags.count)),
+            "loss": stats.loss, "clip_fraction": stats.clipFraction, "grad_norm": stats.gradNorm,
+            "behaviour_gap": stats.behaviourGap, "tokens": stats.tokens,
+        ]
+    }
+
+    /// Pushes the current weights to the coordinator, chunked.
+    private func publish(_ socket: ZMQSocket) throws {
+        for chunk in WeightsChunk.split(updater.model.parameters.array, version: version) {
+            _ = try socket.send(WireCodec.encode(.weights(chunk), sender: ClusterConfig.learnerID))
+        }
+    }
+
+    private func save(_ name: String) throws {
+        let dir = runDir.appendingPathComponent("checkpoints").appendingPathComponent(name)
+        try Checkpoint.save(updater.model, tokenizer: tokenizer, to: dir, metadata: ["step": "\(step)", "weights_version": "\(version)"])
+        try LearnerState(step: step, version: version, adamStep: updater.optimizer.step).save(dir, optimizer: updater.optimizer)
+    }
+}
+
+/// What a learner checkpoint adds to the model folder so a run resumes exactly: the step, the weights
+/// version, and AdamW's moments.
+struct LearnerState: Codable {
+    var step: Int
+    var version: UInt64
+    var adamStep: Int
+
+    func save(_ dir: URL, optimizer: AdamW) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(self).write(to: dir.appendingPathComponent("learner_state.json"), options: .atomic)
+        let m = UnsafeBufferPointer(start: optimizer.m.pointer, count: optimizer.m.count)
+        let v = UnsafeBufferPointer(start: optimizer.v.pointer, count: optimizer.v.count)
+        try SafeTensors.write([("adam.m", SafeTensors.float32(m, shape: [m.count])), ("adam.v", SafeTensors.float32(v, shape: [v.count]))],
+                              to: dir.appendingPathComponent("optimizer.safetensors"))
+    }
+
+    static func load(_ dir: URL) throws -> LearnerState {
+        let url = dir.appendingPathComponent("learner_state.json")
+        guard let data = try? Data(contentsOf: url), let s = try? JSONDecoder().decode(LearnerState.self, from: data) else {
+            throw ModelError.checkpoint("\(url.path) is missing or unreadable; cannot resume from \(dir.path).")
+        }
+        return s
+    }
+
+    func restore(into optimizer: AdamW, from dir: URL) throws {
+        let (t, _) = try SafeTensors.read(dir.appendingPathComponent("optimizer.safetensors"))
+        guard let m = t["adam.m"], let v = t["adam.v"], m.shape == [optimizer.m.count], v.shape == [optimizer.v.count] else {
+            throw ModelError.checkpoint("\(dir.path)/optimizer.safetensors does not match the model's \(optimizer.m.count) parameters.")
+        }
+        optimizer.m.write(SafeTensors.floats(m), at: 0)
+        optimizer.v.write(SafeTensors.floats(v), at: 0)
+        optimizer.restore(step: adamStep)
+    }
+
+    /// The checkpoint a resumed run continues from: `final` if the last run ended cleanly, else the
+    /// newest `step-N`.
+    static func latest(in dir: URL) -> URL? {
+        let fm = FileManager.default
+        let final = dir.appendingPathComponent("final")
+        if fm.fileExists(atPath: final.appendingPathComponent("learner_state.json").path) { return final }
+        let steps = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).compactMap { name -> (Int, URL)? in
+            guard name.hasPrefix("step-"), let n = Int(name.dropFirst(5)) else { return nil }
+            return (n, dir.appendingPathComponent(name))
+        }
+        return steps.max { $0.0 < $1.0 }?.1
+    }
+}
+
+/// Greedy accuracy on the held-out split, computed on a snapshot of the weights in a background thread.
+final class BackgroundEvaluator: @unchecked Sendable {
+    struct Result { var step: Int; var accuracy: Double; var seconds: Double }
+    let config: ModelConfig
+    let tokenizer: CharTokenizer
+    let problems: [Problem]
+    let maxNewTokens: Int
+    private let results = Mutex<[Result]>([])
+    private let busy = Atomic<Bool>(false)
+    private var thread: Thread?
+    private let done = NSCondition()
+
+    init(config: ModelConfig, tokenizer: CharTokenizer, problems: [Problem], maxNewTokens: Int) {
+        self.config = config
+        self.tokenizer = tokenizer
+        self.problems = problems
+        self.maxNewTokens = maxNewTokens
+    }
+
+    /// Starts an evaluation unless one is running (then this one is skipped, unless asked to wait).
+    func start(parameters: [Float], step: Int, waitForPrevious: Bool = false) {
+        if waitForPrevious { wait() }
+        guard busy.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        let t = Thread { [self] in
+            defer { done.lock(); busy.store(false, ordering: .releasing); done.broadcast(); done.unlock() }
+            let start = Date()
+            guard let model = try? Transformer(config: config) else { return }
+            model.parameters.write(parameters, at: 0)
+            let engine = RolloutEngine(model: model, tokenizer: tokenizer)
+            guard let out = try? engine.rollout(problems, samples: 1, options: SamplingOptions(temperature: 0, maxNewTokens: maxNewTokens)) else { return }
+            let acc = out.map(\.passRate).reduce(0, +) / Double(max(1, out.count))
+            results.withLock { $0.append(Result(step: step, accuracy: acc, seconds: Date().timeIntervalSince(start))) }
+        }
+        thread = t
+        t.start()
+    }
+
+    func wait() {
+        done.lock()
+        while busy.load(ordering: .acquiring) { done.wait() }
+        done.unlock()
+    }
+
+    func takeResults() -> [Result] { results.withLock { r in defer { r = [] }; return r } }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Synchronization
+
+/// SIGINT/SIGTERM as a flag the role loops poll: they finish what they are doing (a step, a send),
+/// write what must be written, and exit 0.
+public enum StopSignal {
+    private static let flag = Atomic<Bool>(false)
+
+    /// Replaces the default handlers of SIGINT and SIGTERM with setting the flag.
+    public static func install() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { _ in StopSignal.flag.store(true, ordering: .relaxed) }
+        }
+    }
+
+    public static var requested: Bool { flag.load(ordering: .relaxed) }
+
+    /// Asks the loops to stop (e.g. on a shutdown control message).
+    public static func request() { flag.store(true, ordering: .relaxed) }
+}
+
+/// One JSON object per line, appended and flushed: the format of metrics.jsonl.
+public final class JSONLinesWriter: @unchecked Sendable {
+    private let handle: FileHandle
+    private let lock = NSLock()
+
+    public init(path: String) throws {
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+            }
+        }
+        handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        handle.seekToEndOfFile()
+    }
+
+    public func write(_ object: [String: Any]) {
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        handle.write(data + Data("\n".utf8))
+    }
+}
+
+/// Writes one line to standard error, prefixed with the role: the logs a launcher collects.
+public func roleLog(_ role: String, _ message: String) {
+    let stamp = String(format: "%.3f", Date().timeIntervalSince1970)
+    FileHandle.standardError.write(Data("[\(stamp) \(role)] \(message)\n".utf8))
+}
