@@ -7,8 +7,11 @@ struct Dots: AsyncParsableCommand {
         commandName: "dots",
         abstract: "Data-efficient GRPO fine-tuning of language models: DOTS selection and rollout replay, actor–learner over ZeroMQ.",
         discussion: """
-        Start with `dots model init` to make a checkpoint, `dots sample` to see what it writes, and
-        `dots bench model` to see how fast this machine runs it. Every subcommand has its own --help.
+        Train: `dots launch` starts the coordinator, the learner and the actors that cluster.conf places on
+        this host, trains the committed base checkpoint with GRPO on the built-in tasks, and writes
+        runs/<time>/metrics.jsonl (a line per step) and checkpoints. Look: `dots eval --checkpoint DIR`
+        measures accuracy; `dots sample` shows what a checkpoint writes. Measure: `dots bench model` and
+        `dots bench wire`. Every subcommand has its own --help.
         """,
         subcommands: [
             ModelCommand.self,
