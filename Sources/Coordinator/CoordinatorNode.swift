@@ -22,8 +22,9 @@ public final class CoordinatorNode {
         self.config = config
         node = try WireNode(config: config, security: security)
         let suite = TaskSuite.builtIn(seed: 1)
-        scheduler = Scheduler(promptIDs: suite.train.map { UInt64($0.id) }, batchSize: config.training.batchSize,
-                              maxLag: config.training.maxLag, seed: UInt64(config.training.seed))
+        let t = config.training
+        scheduler = Scheduler(promptIDs: suite.train.map { UInt64($0.id) }, batchSize: t.batchSize,
+                              maxLag: t.maxLag, seed: UInt64(t.seed), promptsForStep: { t.freshGroups(step: $0) })
     }
 
     public func run() throws {

@@ -13,7 +13,8 @@ public struct Scheduler: Sendable {
         public var step: Int
     }
 
-    public let batchSize: Int
+    /// Prompts issued for step s (B, or δ·B once replay fills the rest).
+    public let promptsForStep: @Sendable (Int) -> Int
     public let maxLag: Int
     private var order: [UInt64]
     private var cursor = 0
@@ -26,9 +27,10 @@ public struct Scheduler: Sendable {
 
     /// - Parameter promptIDs: the training prompts; uniform selection draws B a step from a shuffled
     ///   pass over them, reshuffled each epoch.
-    public init(promptIDs: [UInt64], batchSize: Int, maxLag: Int, seed: UInt64) {
+    public init(promptIDs: [UInt64], batchSize: Int, maxLag: Int, seed: UInt64,
+                promptsForStep: (@Sendable (Int) -> Int)? = nil) {
         precondition(!promptIDs.isEmpty && batchSize > 0 && maxLag >= 0)
-        self.batchSize = batchSize
+        self.promptsForStep = promptsForStep ?? { _ in batchSize }
         self.maxLag = maxLag
         order = promptIDs
         rng = SplitMix64(seed: seed)
@@ -40,7 +42,7 @@ public struct Scheduler: Sendable {
         // Steps already trained (e.g. after a learner resume) are never issued.
         nextStep = max(nextStep, version)
         while nextStep <= version + maxLag {
-            for _ in 0..<batchSize {
+            for _ in 0..<promptsForStep(nextStep) {
                 if cursor == order.count { cursor = 0; order.shuffle(using: &rng) }
                 queue.append(Item(promptID: order[cursor], step: nextStep))
                 cursor += 1

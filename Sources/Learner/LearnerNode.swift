@@ -22,6 +22,8 @@ public final class LearnerNode {
     var step = 0
     var droppedStale = 0, duplicates = 0
     let evaluator: BackgroundEvaluator
+    /// Rollout replay (on with `training.replay`).
+    var replay: ReplayBuffer
 
     public init(config: ClusterConfig, security: WireSecurity?, runDir: URL, resume: Bool) throws {
         self.config = config
@@ -35,6 +37,7 @@ public final class LearnerNode {
             state = try LearnerState.load(latest)
         }
         let (model, tok) = try Checkpoint.load(source)
+        replay = ReplayBuffer(capacity: config.training.replayCapacity, seed: UInt64(config.training.seed) &+ 17)
         tokenizer = tok
         var s = GRPOSettings()
         let t = config.training
@@ -46,6 +49,8 @@ public final class LearnerNode {
             try state.restore(into: updater.optimizer, from: source)
             step = state.step
             version = state.version
+            let replayFile = source.appendingPathComponent("replay.json")
+            if FileManager.default.fileExists(atPath: replayFile.path) { replay = try ReplayBuffer.load(from: replayFile) }
             roleLog("learner", "resumed from \(source.path) at step \(step), version \(version)")
         }
         testSet = TaskSuite.builtIn(seed: 1).test
@@ -71,7 +76,8 @@ public final class LearnerNode {
             var groups: [TrainingGroup] = []
             var seen = Set<UInt64>()
             var staleThisStep = 0
-            while groups.count < t.batchSize && !StopSignal.requested {
+            let freshWanted = t.freshGroups(step: step)
+            while groups.count < freshWanted && !StopSignal.requested {
                 guard let frames = try rollouts.receive(timeout: .milliseconds(200)) else { continue }
                 guard let env = codec.decode(frames, rejects: rejects), case .rolloutGroup(let g) = env.message else { continue }
                 if g.weightsVersion + UInt64(t.maxLag) < version || g.weightsVersion > version {
@@ -87,9 +93,13 @@ public final class LearnerNode {
             if StopSignal.requested { break }
             droppedStale += staleThisStep
             let collect = Date().timeIntervalSince(collectStart)
+            // Replay fills the step up to B with stored informative groups (fewer if it holds fewer).
+            let replayWanted = t.replay ? t.batchSize - freshWanted : 0
+            let replayed = replayWanted > 0 ? replay.sample(replayWanted) : []
             let updateStart = Date()
-            let stats = try updater.update(groups)
+            let stats = try updater.update(groups + replayed)
             let update = Date().timeIntervalSince(updateStart)
+            if t.replay { replay.add(groups) }
             step += 1
             version += 1
             let publishStart = Date()
@@ -103,6 +113,16 @@ public final class LearnerNode {
             if t.checkpointEvery > 0 && step % t.checkpointEvery == 0 { try save("step-\(step)") }
 
             var line = stepMetrics(groups, stats: stats)
+            if t.replay {
+                let meanGen = groups.map(\.generationSeconds).reduce(0, +) / Double(max(1, groups.count))
+                line["replay"] = [
+                    "buffer_size": replay.count, "replayed": replayed.count, "wanted": replayWanted,
+                    "replayed_fraction": Double(replayed.count) / Double(max(1, groups.count + replayed.count)),
+                    "age_mean": replayed.isEmpty ? 0 : replayed.map { Double(version - 1 - $0.weightsVersion) }.reduce(0, +) / Double(replayed.count),
+                    "fresh_seconds_saved": Double(replayed.count) * meanGen,
+                ] as [String: Any]
+                line["frac_all_equal_trained"] = Double((groups + replayed).filter(\.isUninformative).count) / Double(max(1, groups.count + replayed.count))
+            }
             line["time"] = Date().timeIntervalSince(runStart)
             line["dropped_stale"] = staleThisStep
             line["dropped_stale_total"] = droppedStale
@@ -152,6 +172,7 @@ public final class LearnerNode {
         let dir = runDir.appendingPathComponent("checkpoints").appendingPathComponent(name)
         try Checkpoint.save(updater.model, tokenizer: tokenizer, to: dir, metadata: ["step": "\(step)", "weights_version": "\(version)"])
         try LearnerState(step: step, version: version, adamStep: updater.optimizer.step).save(dir, optimizer: updater.optimizer)
+        if config.training.replay { try replay.save(to: dir.appendingPathComponent("replay.json")) }
     }
 }
 

@@ -47,3 +47,17 @@ public func roleLog(_ role: String, _ message: String) {
     let stamp = String(format: "%.3f", Date().timeIntervalSince1970)
     FileHandle.standardError.write(Data("[\(stamp) \(role)] \(message)\n".utf8))
 }
+
+/// Fresh rollout groups a step trains on: B in the first round of μ steps and whenever replay is off,
+/// round(δ·B) after that (replay fills the rest). The coordinator issues this many prompts per step and
+/// the learner waits for this many, so both read it from here.
+public func freshGroupsPerStep(step: Int, batchSize: Int, replay: Bool, delta: Double, roundLength: Int) -> Int {
+    guard replay, step >= max(1, roundLength) else { return batchSize }
+    return max(1, Int((delta * Double(batchSize)).rounded()))
+}
+
+extension ClusterConfig.TrainingConfig {
+    public func freshGroups(step: Int) -> Int {
+        freshGroupsPerStep(step: step, batchSize: batchSize, replay: replay, delta: replayFractionDelta, roundLength: selectionEvery)
+    }
+}
