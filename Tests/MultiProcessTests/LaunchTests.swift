@@ -1,0 +1,273 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `dots launch` end to end: the real binary, a coordinator, a learner and two actors as separate
+/// processes on loopback, with the tiny model so a few steps take seconds.
+@Suite("dots launch, multi-process", .serialized, .timeLimit(.minutes(5)))
+struct LaunchTests {
+    @Test("A short run exits 0: versions advance, both actors' rollouts are used, metrics and a final checkpoint are written")
+    func shortRun() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let launch = try cluster.launch([])
+        guard let status = await launch.wait(seconds: 180) else {
+            Issue.record("dots launch did not exit within 180 s.\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+
+        let steps = cluster.metrics()
+        #expect(steps.count >= 3, "metrics.jsonl has \(steps.count) lines, expected ≥ 3.\n\(cluster.diagnostics())")
+        let versions = steps.compactMap { ($0["weights_version"] as? NSNumber)?.intValue }
+        #expect(versions.count == steps.count && zip(versions, versions.dropFirst()).allSatisfy { $0 < $1 },
+                "weights_version must strictly increase, is \(versions).")
+        let actors = Set(steps.flatMap { ($0["groups_by_actor"] as? [String: Any])?.keys.map { $0 } ?? [] })
+        #expect(actors.count == 2, "groups_by_actor over the run names actors \(actors.sorted()); expected both actors' ids.\n\(cluster.diagnostics())")
+        let final = cluster.runDir.appendingPathComponent("checkpoints/final/model.safetensors").path
+        #expect(FileManager.default.fileExists(atPath: final), "no \(final).\n\(cluster.diagnostics())")
+    }
+
+    @Test("SIGINT to the launcher stops the run within 60 s (exit 130) and leaves no process behind")
+    func interrupt() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let launch = try cluster.launch(["--steps", "1000"])
+
+        let deadline = Date().addingTimeInterval(150)
+        while cluster.metrics().isEmpty {
+            guard launch.isRunning else {
+                Issue.record("dots launch exited (\(String(describing: await launch.wait(seconds: 1)))) before the first step.\n\(cluster.diagnostics())")
+                return
+            }
+            guard Date() < deadline else {
+                Issue.record("No step in metrics.jsonl within 150 s.\n\(cluster.diagnostics())")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+
+        launch.signal(SIGINT)
+        guard let status = await launch.wait(seconds: 60) else {
+            Issue.record("dots launch did not exit within 60 s of SIGINT.\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(130), "dots launch ended with \(status) after SIGINT, expected exit 130.\n\(cluster.diagnostics())")
+        let final = cluster.runDir.appendingPathComponent("checkpoints/final/model.safetensors").path
+        #expect(FileManager.default.fileExists(atPath: final), "no final checkpoint \(final) after SIGINT.\n\(cluster.diagnostics())")
+        let left = processes(mentioning: cluster.runDir.path)
+        #expect(left.isEmpty, "processes left behind:\n\(left.map { "  \($0.pid) \($0.commandLine)" }.joined(separator: "\n"))\n\(cluster.diagnostics())")
+    }
+}
+
+// MARK: - helpers
+
+/// A temporary cluster: a tiny checkpoint and a cluster.conf on free loopback ports.
+struct TestCluster {
+    let root: URL
+    var runDir: URL { root.appendingPathComponent("run") }
+    var configFile: URL { root.appendingPathComponent("cluster.conf") }
+    var output: URL { root.appendingPathComponent("launch.out") }
+    let dots: URL
+
+    init() throws {
+        dots = try dotsBinary()
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("dots-multiprocess-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let checkpoint = root.appendingPathComponent("ckpt").path
+        let initOutput = root.appendingPathComponent("init.out")
+        let status = try run(dots, ["model", "init", "--size", "tiny", "--seed", "1", "--out", checkpoint], output: initOutput)
+        guard status == .exit(0) else {
+            throw TestFailure("`dots model init` ended with \(status): \(tailOfFile(initOutput.path, lines: 10))")
+        }
+        let port = try freePortBase(count: 6)
+        try """
+            [hosts.local]
+            address = "127.0.0.1"
+            actors = 2
+
+            [roles]
+            coordinator = "local"
+            learner = "local"
+
+            [endpoints]
+            rollouts = \(port)
+            assignment = \(port + 1)
+            weights = \(port + 2)
+            announce = \(port + 3)
+            updates = \(port + 4)
+            stats = \(port + 5)
+
+            [model]
+            checkpoint = "\(checkpoint)"
+
+            [training]
+            batch_size = 4
+            group_size = 4
+            mini_batch_size = 4
+            max_new_tokens = 8
+            steps = 3
+            eval_every = 2
+            checkpoint_every = 2
+
+            """.write(to: configFile, atomically: true, encoding: .utf8)
+    }
+
+    /// Starts `dots launch` on this cluster, its output (stdout and stderr) to `output`.
+    func launch(_ extra: [String]) throws -> Launch {
+        let process = Process()
+        process.executableURL = dots
+        process.arguments = ["launch", "--config", configFile.path, "--run-dir", runDir.path] + extra
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        try handle.close()
+        return Launch(process: process)
+    }
+
+    /// metrics.jsonl, a JSON object a line.
+    func metrics() -> [[String: Any]] {
+        guard let text = try? String(contentsOf: runDir.appendingPathComponent("metrics.jsonl"), encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    /// The end of the launcher's output and of every child's log, for failure messages.
+    func diagnostics() -> String {
+        var parts = ["--- dots launch output (\(output.path)), last lines:", tailOfFile(output.path, lines: 30)]
+        let logs = runDir.appendingPathComponent("logs")
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: logs.path)) ?? []).sorted() {
+            parts += ["--- logs/\(name), last lines:", tailOfFile(logs.appendingPathComponent(name).path, lines: 15)]
+        }
+        return parts.joined(separator: "\n")
+    }
+
+    /// Kills whatever a failed test left running and removes the folder.
+    func cleanUp() {
+        for process in processes(mentioning: root.path) { kill(process.pid, SIGKILL) }
+        try? FileManager.default.removeItem(at: root)
+    }
+}
+
+/// A running `dots launch`.
+struct Launch: @unchecked Sendable {
+    let process: Process
+
+    enum Status: Equatable, CustomStringConvertible {
+        case exit(Int32), signal(Int32)
+        var description: String {
+            switch self {
+            case .exit(let code): "exit status \(code)"
+            case .signal(let sig): "signal \(sig)"
+            }
+        }
+    }
+
+    var isRunning: Bool { process.isRunning }
+
+    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+
+    /// How it ended, or nil (after killing it) if it is still running after `seconds`.
+    func wait(seconds: Double) async -> Status? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning {
+            if Date() >= deadline {
+                kill(process.processIdentifier, SIGKILL)
+                return nil
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return status(process)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+private func status(_ process: Process) -> Launch.Status {
+    process.terminationReason == .exit ? .exit(process.terminationStatus) : .signal(process.terminationStatus)
+}
+
+/// Runs a command to completion, its output to a file.
+private func run(_ executable: URL, _ arguments: [String], output: URL) throws -> Launch.Status {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: output)
+    process.standardOutput = handle
+    process.standardError = handle
+    try process.run()
+    process.waitUntilExit()
+    try handle.close()
+    return status(process)
+}
+
+/// The `dots` executable SwiftPM built beside the test bundle (the test target depends on it).
+private func dotsBinary() throws -> URL {
+    var folders: [URL] = []
+    if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+        folders.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
+    }
+    folders.append(Bundle.main.bundleURL.deletingLastPathComponent())
+    folders += Bundle.allBundles.filter { $0.bundlePath.hasSuffix(".xctest") }.map { $0.bundleURL.deletingLastPathComponent() }
+    let candidates = folders.map { $0.appendingPathComponent("dots") }
+    guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+        throw TestFailure("No dots executable next to the test bundle; looked at \(candidates.map(\.path)). Build it with `swift build --product dots`.")
+    }
+    return found
+}
+
+/// The first of `count` consecutive TCP ports in 20000–60000 that are all free on 127.0.0.1 now.
+private func freePortBase(count: Int) throws -> Int {
+    for _ in 0..<200 {
+        let base = Int.random(in: 20000...(60000 - count))
+        if (base..<base + count).allSatisfy(portIsFree) { return base }
+    }
+    throw TestFailure("No \(count) consecutive free ports found in 20000–60000.")
+}
+
+private func portIsFree(_ port: Int) -> Bool {
+    #if canImport(Glibc)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #else
+    let fd = socket(AF_INET, SOCK_STREAM, 0)
+    #endif
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
+
+/// Live processes (not this one) whose command line contains `text`, from /proc.
+func processes(mentioning text: String) -> [(pid: pid_t, commandLine: String)] {
+    let me = getpid()
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { entry in
+        guard let pid = pid_t(entry), pid != me,
+              let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty else { return nil }
+        let commandLine = String(decoding: data.map { $0 == 0 ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
+        return commandLine.contains(text) ? (pid, commandLine) : nil
+    }
+}
+
+private func tailOfFile(_ path: String, lines: Int) -> String {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return "    (missing)" }
+    let tail = text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines)
+    return tail.map { "    " + $0 }.joined(separator: "\n")
+}
