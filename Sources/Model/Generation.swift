@@ -143,20 +143,10 @@ extension Transformer {
                 for (i, r) in rows.enumerated() {
                     let len = Int(pos[i]) + 1
                     for h in 0..<heads {
-                        let qh = qkv + i * qkvDim + h * d
-                        let kBase = cache.k.ptr + cache.offset(l, r.seq, h / group, 0)
-                        let vBase = cache.v.ptr + cache.offset(l, r.seq, h / group, 0)
-                        var mx = -Float.infinity
-                        for j in 0..<len {
-                            let s = dotProduct(qh, kBase + j * d, d) * scale
-                            scores[j] = s
-                            mx = max(mx, s)
-                        }
-                        let sum = expShiftSum(scores, scores, shift: mx, len)
-                        let oh = att + i * hd + h * d
-                        oh.update(repeating: 0, count: d)
-                        let inv = 1 / sum
-                        for j in 0..<len { axpy(oh, scores[j] * inv, vBase + j * d, d) }
+                        attendCached(q: qkv + i * qkvDim + h * d,
+                                     k: cache.k.ptr + cache.offset(l, r.seq, h / group, 0),
+                                     v: cache.v.ptr + cache.offset(l, r.seq, h / group, 0),
+                                     len: len, d: d, scale: scale, scores: scores, out: att + i * hd + h * d)
                     }
                 }
                 linearForward(xMid, att, p + W.o, n: n, inDim: hd, outDim: c)

@@ -253,3 +253,38 @@ func axpy(_ y: FPtr, _ alpha: Float, _ x: CFPtr, _ n: Int) {
     }
     while i < n { y[i] += alpha * x[i]; i += 1 }
 }
+
+/// One query head attending over `len` cached positions: out = softmax(scale · q·Kᵀ) · V, with K and V
+/// rows of `d` floats laid out contiguously. Head dim 32 (the `small` model) keeps q and the output in
+/// registers; other sizes take the general path.
+@inline(__always)
+func attendCached(q: CFPtr, k: CFPtr, v: CFPtr, len: Int, d: Int, scale: Float, scores: FPtr, out: FPtr) {
+    if d == 32 {
+        let q0 = load8(q, 0), q1 = load8(q, 8), q2 = load8(q, 16), q3 = load8(q, 24)
+        var mx = -Float.infinity
+        for j in 0..<len {
+            let kj = k + j * 32
+            let s = ((q0 * load8(kj, 0) + q1 * load8(kj, 8)) + (q2 * load8(kj, 16) + q3 * load8(kj, 24))).sum() * scale
+            scores[j] = s
+            mx = max(mx, s)
+        }
+        let inv = 1 / expShiftSum(scores, scores, shift: mx, len)
+        var o0 = F8(), o1 = F8(), o2 = F8(), o3 = F8()
+        for j in 0..<len {
+            let w = F8(repeating: scores[j]), vj = v + j * 32
+            o0 += w * load8(vj, 0); o1 += w * load8(vj, 8); o2 += w * load8(vj, 16); o3 += w * load8(vj, 24)
+        }
+        let iv = F8(repeating: inv)
+        store8(o0 * iv, out, 0); store8(o1 * iv, out, 8); store8(o2 * iv, out, 16); store8(o3 * iv, out, 24)
+        return
+    }
+    var mx = -Float.infinity
+    for j in 0..<len {
+        let s = dotProduct(q, k + j * d, d) * scale
+        scores[j] = s
+        mx = max(mx, s)
+    }
+    let inv = 1 / expShiftSum(scores, scores, shift: mx, len)
+    out.update(repeating: 0, count: d)
+    for j in 0..<len { axpy(out, scores[j] * inv, v + j * d, d) }
+}

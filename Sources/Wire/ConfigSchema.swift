@@ -148,7 +148,7 @@ public enum ConfigSchema {
         .init("security.server_secret_key", .string, .optional, "its secret key file, read only where the coordinator or learner runs"),
         .init("security.allowed_keys", .string, .optional, "folder of *.public files (or one file, a key a line): the allow-list; default: every host's public_key"),
 
-        .init("model.checkpoint", .string, .defaults(.string("runs/base")), "checkpoint folder training starts from"),
+        .init("model.checkpoint", .string, .defaults(.string("checkpoints/base")), "checkpoint folder training starts from"),
         .init("model.threads", .int(1...256), .defaults(.int(1)), "compute threads per process"),
 
         .init("training.batch_size", .int(1...65536), .defaults(.int(32)), "B: prompts per step"),

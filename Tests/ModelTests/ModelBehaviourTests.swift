@@ -150,3 +150,19 @@ func checkpointRoundTripIsBitExact(tied: Bool) throws {
     }
     #expect(throws: ModelError.self) { try model.loss(TokenBatch(sequences: [[1, 2, 3]]), .crossEntropy(weights: [1])) }
 }
+
+/// Head dim 32 takes the register-blocked decode kernel; it must agree with the full forward too.
+@Test func kvCacheFastPathHeadDim32() throws {
+    let cfg = ModelConfig(vocabSize: 100, hiddenSize: 64, intermediateSize: 96, numHiddenLayers: 2,
+                          numAttentionHeads: 2, numKeyValueHeads: 1, maxPositionEmbeddings: 64)
+    let model = try Transformer(config: cfg)
+    model.initialize(seed: 77)
+    var rng = SplitMix64(seed: 78)
+    for i in 0..<model.parameterCount { model.parameters[i] += 0.2 * rng.nextGaussian() }
+    let prompts: [[Int32]] = [[1, 20, 21, 22, 23, 24, 25, 26, 27, 28], [1, 40]]
+    let outs = try model.generate(prompts: prompts, options: SamplingOptions(temperature: 1, maxNewTokens: 20, stopToken: nil, seed: 5))
+    for (p, c) in zip(prompts, outs) {
+        let full = try model.targetLogProbs(TokenBatch(sequences: [p + c.tokens]))
+        for (k, lp) in c.logProbs.enumerated() { #expect(abs(full[p.count - 1 + k] - lp) < 1e-4) }
+    }
+}

@@ -43,7 +43,7 @@ import Testing
         #expect(c.training.learningRate == 1)
         #expect(c.training.batchSize == 32)
         #expect(c.double("training.tau") == 1e-3)
-        #expect(c.model.checkpoint == "runs/base")
+        #expect(c.model.checkpoint == "checkpoints/base")
     }
 
     @Test func unknownKeyNamesKeyAndLine() {
