@@ -119,8 +119,9 @@ public final class ActorNode {
                                      promptTokens: promptTokens, completions: completions,
                                      generationSeconds: seconds / Double(out.count))
             tokens += group.tokensGenerated
-            // Blocks at the high-water mark: a slow learner slows the actors instead of losing groups.
-            _ = try rollouts.send(WireCodec.encode(.rolloutGroup(group), sender: actorID))
+            // Waits at the high-water mark (a slow learner slows the actors instead of losing groups), but
+            // never past a stop request: a learner that is gone must not keep an actor alive.
+            try sendPatiently(rollouts, WireCodec.encode(.rolloutGroup(group), sender: actorID))
         }
         counters.update { c in
             c["groups_sent", default: 0] += Double(out.count)

@@ -90,7 +90,7 @@ public final class CoordinatorNode {
     private func reply(_ socket: ZMQSocket, _ id: [UInt8], _ message: Message) throws {
         do {
             _ = try socket.send([id] + WireCodec.encode(message, sender: ClusterConfig.coordinatorID), dontWait: true)
-        } catch let e as ZMQError where e.hostUnreachable {
+        } catch let e where e.hostUnreachable {
             // The requester went away between asking and our reply (ROUTER_MANDATORY): nothing to do.
         }
     }

@@ -164,7 +164,7 @@ public final class LearnerNode {
     /// Pushes the current weights to the coordinator, chunked.
     private func publish(_ socket: ZMQSocket) throws {
         for chunk in WeightsChunk.split(updater.model.parameters.array, version: version) {
-            _ = try socket.send(WireCodec.encode(.weights(chunk), sender: ClusterConfig.learnerID))
+            try sendPatiently(socket, WireCodec.encode(.weights(chunk), sender: ClusterConfig.learnerID))
         }
     }
 

@@ -61,3 +61,12 @@ extension ClusterConfig.TrainingConfig {
         freshGroupsPerStep(step: step, batchSize: batchSize, replay: replay, delta: replayFractionDelta, roundLength: selectionEvery)
     }
 }
+
+/// Sends without ever blocking past a stop request: retries a full (or not yet connected) PUSH every
+/// 5 ms until the message goes or `StopSignal` is raised.
+public func sendPatiently(_ socket: ZMQSocket, _ frames: [[UInt8]]) throws {
+    while !StopSignal.requested {
+        if try socket.send(frames, dontWait: true) { return }
+        Thread.sleep(forTimeInterval: 0.005)
+    }
+}

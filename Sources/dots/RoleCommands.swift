@@ -2,6 +2,8 @@ import ArgumentParser
 import Coordinator
 import Foundation
 import Learner
+import Model
+import Tasks
 import RolloutActor
 import Wire
 
@@ -43,8 +45,10 @@ struct CoordinatorCommand: ParsableCommand {
     func run() throws {
         bindLifetimeToLauncher()
         StopSignal.install()
-        let c = try cluster.load()
-        let node = try CoordinatorNode(config: c, security: try cluster.security(c, host: c.coordinatorHost.name, server: true))
+        let node = try startRole {
+            let c = try cluster.load()
+            return try CoordinatorNode(config: c, security: try cluster.security(c, host: c.coordinatorHost.name, server: true))
+        }
         try node.run()
     }
 }
@@ -66,9 +70,11 @@ struct LearnerCommand: ParsableCommand {
     func run() throws {
         bindLifetimeToLauncher()
         StopSignal.install()
-        let c = try cluster.load()
-        let node = try LearnerNode(config: c, security: try cluster.security(c, host: c.learnerHost.name, server: true),
+        let node = try startRole {
+            let c = try cluster.load()
+            return try LearnerNode(config: c, security: try cluster.security(c, host: c.learnerHost.name, server: true),
                                    runDir: URL(fileURLWithPath: runDir), resume: resume)
+        }
         try node.run()
     }
 }
@@ -91,12 +97,14 @@ struct ActorCommand: ParsableCommand {
     func run() throws {
         bindLifetimeToLauncher()
         StopSignal.install()
-        let c = try cluster.load()
-        let hostName = host ?? c.coordinatorHost.name
-        guard let id = c.actorID(host: hostName, index: index) else {
-            throw UserError("cluster.conf places no actor \(index) on host \(hostName) (hosts.\(hostName).actors).")
+        let node = try startRole {
+            let c = try cluster.load()
+            let hostName = host ?? c.coordinatorHost.name
+            guard let id = c.actorID(host: hostName, index: index) else {
+                throw UserError("cluster.conf places no actor \(index) on host \(hostName) (hosts.\(hostName).actors).")
+            }
+            return try ActorNode(config: c, security: try cluster.security(c, host: hostName, server: false), actorID: id)
         }
-        let node = try ActorNode(config: c, security: try cluster.security(c, host: hostName, server: false), actorID: id)
         try node.run()
     }
 }
@@ -105,4 +113,19 @@ struct ActorCommand: ParsableCommand {
 struct UserError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Runs a role's start-up; a mistake in the config, keys, checkpoint or dataset prints its sentence and
+/// exits 64 (EX_USAGE), which tells `dots launch` that restarting cannot help.
+func startRole<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as UserError {
+        FileHandle.standardError.write(Data("Error: \(e.description)\n".utf8))
+        throw ExitCode(64)
+    } catch let e as ModelError {
+        FileHandle.standardError.write(Data("Error: \(e.description)\n".utf8))
+        throw ExitCode(64)
+    } catch let e as DatasetError {
+        FileHandle.standardError.write(Data("Error: \(e.description)\n".utf8))
+        throw ExitCode(64)
+    }
 }
