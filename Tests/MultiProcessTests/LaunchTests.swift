@@ -32,6 +32,29 @@ struct LaunchTests {
         #expect(FileManager.default.fileExists(atPath: final), "no \(final).\n\(cluster.diagnostics())")
     }
 
+    @Test("With replay on, steps after the first round take δ·B fresh groups and report the buffer")
+    func replayRun() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let launch = try cluster.launch(["--steps", "5", "--set", "training.replay=true", "--set", "training.selection_every=2"])
+        guard let status = await launch.wait(seconds: 180) else {
+            Issue.record("dots launch did not exit within 180 s.\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        let steps = cluster.metrics()
+        #expect(steps.count == 5, "metrics.jsonl has \(steps.count) lines.\n\(cluster.diagnostics())")
+        for line in steps {
+            let step = (line["step"] as? NSNumber)?.intValue ?? -1
+            let fresh = ((line["groups_by_actor"] as? [String: Any]) ?? [:]).values.compactMap { ($0 as? NSNumber)?.intValue }.reduce(0, +)
+            let replay = line["replay"] as? [String: Any]
+            #expect(replay != nil, "step \(step) has no replay metrics")
+            // B = 4, δ = 0.5, μ = 2: steps 1–2 (the first round) are all fresh, later ones half.
+            #expect(fresh == (step <= 2 ? 4 : 2), "step \(step) trained on \(fresh) fresh groups")
+            if step > 2 { #expect((replay?["wanted"] as? NSNumber)?.intValue == 2) }
+        }
+    }
+
     @Test("SIGINT to the launcher stops the run within 60 s (exit 130) and leaves no process behind")
     func interrupt() async throws {
         let cluster = try TestCluster()
