@@ -235,9 +235,17 @@ func dotProduct(_ a: CFPtr, _ b: CFPtr, _ n: Int) -> Float {
         acc0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
         i += 8
     }
-    var s = (acc0 + acc1).sum()
+    var s = horizontalSum(acc0 + acc1)
     while i < n { s += a[i] * b[i]; i += 1 }
     return s
+}
+
+/// The sum of the eight lanes by halving (SIMD's generic `sum()` goes through memory).
+@inline(__always)
+func horizontalSum(_ v: F8) -> Float {
+    let h = v.lowHalf + v.highHalf
+    let q = h.lowHalf + h.highHalf
+    return q[0] + q[1]
 }
 
 /// y[i] += alpha · x[i], vectorised.
@@ -264,18 +272,35 @@ func attendCached(q: CFPtr, k: CFPtr, v: CFPtr, len: Int, d: Int, scale: Float, 
         var mx = -Float.infinity
         for j in 0..<len {
             let kj = k + j * 32
-            let s = ((q0 * load8(kj, 0) + q1 * load8(kj, 8)) + (q2 * load8(kj, 16) + q3 * load8(kj, 24))).sum() * scale
+            var acc = q0 * load8(kj, 0)
+            acc = acc.addingProduct(q1, load8(kj, 8))
+            acc = acc.addingProduct(q2, load8(kj, 16))
+            acc = acc.addingProduct(q3, load8(kj, 24))
+            let s = horizontalSum(acc) * scale
             scores[j] = s
             mx = max(mx, s)
         }
         let inv = 1 / expShiftSum(scores, scores, shift: mx, len)
-        var o0 = F8(), o1 = F8(), o2 = F8(), o3 = F8()
-        for j in 0..<len {
-            let w = F8(repeating: scores[j]), vj = v + j * 32
-            o0 += w * load8(vj, 0); o1 += w * load8(vj, 8); o2 += w * load8(vj, 16); o3 += w * load8(vj, 24)
+        // Two positions per iteration into two sets of accumulators: twice the independent FMA chains.
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8(), b0 = F8(), b1 = F8(), b2 = F8(), b3 = F8()
+        var j = 0
+        while j + 2 <= len {
+            let wa = F8(repeating: scores[j]), va = v + j * 32
+            let wb = F8(repeating: scores[j + 1]), vb = va + 32
+            a0 = a0.addingProduct(wa, load8(va, 0)); a1 = a1.addingProduct(wa, load8(va, 8))
+            a2 = a2.addingProduct(wa, load8(va, 16)); a3 = a3.addingProduct(wa, load8(va, 24))
+            b0 = b0.addingProduct(wb, load8(vb, 0)); b1 = b1.addingProduct(wb, load8(vb, 8))
+            b2 = b2.addingProduct(wb, load8(vb, 16)); b3 = b3.addingProduct(wb, load8(vb, 24))
+            j += 2
+        }
+        if j < len {
+            let wa = F8(repeating: scores[j]), va = v + j * 32
+            a0 = a0.addingProduct(wa, load8(va, 0)); a1 = a1.addingProduct(wa, load8(va, 8))
+            a2 = a2.addingProduct(wa, load8(va, 16)); a3 = a3.addingProduct(wa, load8(va, 24))
         }
         let iv = F8(repeating: inv)
-        store8(o0 * iv, out, 0); store8(o1 * iv, out, 8); store8(o2 * iv, out, 16); store8(o3 * iv, out, 24)
+        store8((a0 + b0) * iv, out, 0); store8((a1 + b1) * iv, out, 8)
+        store8((a2 + b2) * iv, out, 16); store8((a3 + b3) * iv, out, 24)
         return
     }
     var mx = -Float.infinity
