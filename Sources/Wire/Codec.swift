@@ -48,16 +48,35 @@ public struct WireCodec: Sendable {
     /// The frames of a message: header first, then the kind's body frames.
     public static func encode(_ envelope: Envelope) -> [[UInt8]] {
         let body = encodeBody(envelope.message)
-        var w = ByteWriter(capacity: WireHeader.fixedSize + 8 * body.count)
+        return [header(envelope, lengths: body.map(\.count))] + body
+    }
+
+    /// The same message as `encode`, for `ZMQSocket.send`: a Weights payload goes out straight from its
+    /// `[Float]` storage instead of being copied into a byte array first.
+    public static func encodeFrames(_ envelope: Envelope) -> [OutgoingFrame] {
+        #if _endian(little)
+        if case .weights(let chunk) = envelope.message {
+            let meta = encodeBody(.weights(WeightsChunk(weightsVersion: 0, totalBytes: chunk.totalBytes,
+                                                        byteOffset: chunk.byteOffset, chunkIndex: chunk.chunkIndex,
+                                                        chunkCount: chunk.chunkCount, payload: [])))[0]
+            return [.bytes(header(envelope, lengths: [meta.count, chunk.payload.count * 4])), .bytes(meta),
+                    .floats(chunk.payload)]
+        }
+        #endif
+        return encode(envelope).map(OutgoingFrame.bytes)
+    }
+
+    private static func header(_ envelope: Envelope, lengths: [Int]) -> [UInt8] {
+        var w = ByteWriter(capacity: WireHeader.fixedSize + 8 * lengths.count)
         w.put(raw: WireHeader.magic)
         w.put(protocolVersion)
         w.put(envelope.message.kind.rawValue)
         w.put(envelope.sender)
         w.put(envelope.message.weightsVersion)
-        w.put(UInt32(body.count))
+        w.put(UInt32(lengths.count))
         w.put(UInt32(0))
-        for frame in body { w.put(UInt64(frame.count)) }
-        return [w.bytes] + body
+        for length in lengths { w.put(UInt64(length)) }
+        return w.bytes
     }
 
     public static func encode(_ message: Message, sender: UInt64) -> [[UInt8]] {
@@ -137,10 +156,23 @@ public struct WireCodec: Sendable {
 
     // MARK: decode
 
-    /// Checks the header frame alone, against the frames that follow it.
+    /// Checks the header frame alone, against the frames that follow it (their byte counts, if given).
     public func decodeHeader(_ frame: [UInt8], bodyFrames: [Int]? = nil) throws(Rejection) -> WireHeader {
+        try header(frame, bodyFrames: bodyFrames)
+    }
+
+    public func decodeHeader(_ frame: ZMQFrame, bodyFrames: [Int]? = nil) throws(Rejection) -> WireHeader {
+        try header(frame, bodyFrames: bodyFrames)
+    }
+
+    // The public entry points are concrete overloads rather than generics: a generic called from another
+    // module runs unspecialized, several times slower.
+    func header(_ headerFrame: some WireFrame, bodyFrames: [Int]? = nil) throws(Rejection) -> WireHeader {
+        let size = headerFrame.count
+        // A valid header is at most 160 bytes; copy no more than that, whatever the frame holds.
+        let frame = headerFrame.withUnsafeBytes { [UInt8]($0.prefix(WireHeader.fixedSize + 8 * WireHeader.maxFrames)) }
         var r = ByteReader(frame, what: "header")
-        guard frame.count >= 4 else { throw Rejection(.truncated, "header has \(frame.count) bytes, needs 32") }
+        guard size >= 4 else { throw Rejection(.truncated, "header has \(size) bytes, needs 32") }
         guard Array(frame[0..<4]) == WireHeader.magic else {
             throw Rejection(.badMagic, "header starts with \(hex(frame.prefix(4))), not \"DOTS\"")
         }
@@ -163,14 +195,14 @@ public struct WireCodec: Sendable {
             throw Rejection(.lengthMismatch, "\(kind) header declares \(frameCount) body frames, the kind has \(kind.bodyFrameCount)")
         }
         let expected = WireHeader.fixedSize + 8 * Int(frameCount)
-        guard frame.count >= expected else {
-            throw Rejection(.truncated, "\(kind) header has \(frame.count) bytes, needs \(expected)")
+        guard size >= expected else {
+            throw Rejection(.truncated, "\(kind) header has \(size) bytes, needs \(expected)")
         }
-        guard frame.count == expected else {
-            throw Rejection(.lengthMismatch, "\(kind) header has \(frame.count) bytes, expected \(expected)")
+        guard size == expected else {
+            throw Rejection(.lengthMismatch, "\(kind) header has \(size) bytes, expected \(expected)")
         }
         var lengths: [UInt64] = []
-        var total: UInt64 = UInt64(frame.count)
+        var total: UInt64 = UInt64(size)
         for _ in 0..<frameCount {
             let length: UInt64 = try r.get()
             lengths.append(length)
@@ -194,7 +226,12 @@ public struct WireCodec: Sendable {
     }
 
     /// Decodes one message from its frames (ROUTER identity frames already removed).
-    public func decode(_ frames: [[UInt8]]) throws(Rejection) -> Envelope {
+    public func decode(_ frames: [[UInt8]]) throws(Rejection) -> Envelope { try decodeFrames(frames) }
+
+    /// Decodes frames still in libzmq's buffers (`ZMQSocket.receiveFrames`): one copy fewer.
+    public func decode(_ frames: [ZMQFrame]) throws(Rejection) -> Envelope { try decodeFrames(frames) }
+
+    func decodeFrames<F: WireFrame>(_ frames: [F]) throws(Rejection) -> Envelope {
         guard let first = frames.first else { throw Rejection(.truncated, "message has no frames") }
         // Cheap size check first, so nothing below ever walks a huge message that must be refused anyway.
         var size = 0
@@ -202,7 +239,7 @@ public struct WireCodec: Sendable {
         guard size <= limits.maxMessageBytes else {
             throw Rejection(.oversized, "message of \(size) bytes, limit \(limits.maxMessageBytes)")
         }
-        let header = try decodeHeader(first, bodyFrames: frames.dropFirst().map(\.count))
+        let header = try header(first, bodyFrames: frames.dropFirst().map(\.count))
         let body = Array(frames.dropFirst())
         let message = try decodeBody(header, body)
         return Envelope(sender: header.sender, message: message)
@@ -240,13 +277,47 @@ public struct WireCodec: Sendable {
 
     /// Decodes, counting and logging a reject instead of throwing: the shape every receive loop wants.
     public func decode(_ frames: [[UInt8]], rejects: RejectCounter) -> Envelope? {
-        do { return try decode(frames) } catch {
+        counting(rejects) { () throws(Rejection) in try decodeFrames(frames) }
+    }
+
+    public func decode(_ frames: [ZMQFrame], rejects: RejectCounter) -> Envelope? {
+        counting(rejects) { () throws(Rejection) in try decodeFrames(frames) }
+    }
+
+    private func counting(_ rejects: RejectCounter, _ body: () throws(Rejection) -> Envelope) -> Envelope? {
+        do { return try body() } catch {
             rejects.record(error)
             return nil
         }
     }
 
-    private func decodeBody(_ h: WireHeader, _ f: [[UInt8]]) throws(Rejection) -> Message {
+    /// Frame 0 of a Weights message, checked against the payload's length (which is not read here).
+    func weightsMeta(_ frame: some WireFrame, payloadBytes: Int) throws(Rejection) -> WeightsMeta {
+        let kind = MessageKind.weights
+        guard frame.count == 24 else {
+            throw Rejection(frame.count < 24 ? .truncated : .lengthMismatch, "\(kind) frame 0 has \(frame.count) bytes, expected 24")
+        }
+        var r = ByteReader(frame.withUnsafeBytes { [UInt8]($0) }, what: "\(kind) frame 0")
+        let m = WeightsMeta(totalBytes: try r.get(), byteOffset: try r.get(), chunkIndex: try r.get(), chunkCount: try r.get())
+        guard m.totalBytes <= limits.maxWeightsBytes else {
+            throw Rejection(.oversized, "\(kind) total \(m.totalBytes) bytes, limit \(limits.maxWeightsBytes)")
+        }
+        guard m.totalBytes % 4 == 0, m.byteOffset % 4 == 0 else {
+            throw Rejection(.invalidField, "\(kind) total \(m.totalBytes) or offset \(m.byteOffset) is not whole f32s")
+        }
+        guard m.chunkCount >= 1, m.chunkIndex < m.chunkCount else {
+            throw Rejection(.invalidField, "\(kind) chunk \(m.chunkIndex) of \(m.chunkCount)")
+        }
+        guard payloadBytes % 4 == 0 else {
+            throw Rejection(.lengthMismatch, "\(kind) payload of \(payloadBytes) bytes is not whole f32s")
+        }
+        guard m.byteOffset <= m.totalBytes, UInt64(payloadBytes) <= m.totalBytes - m.byteOffset else {
+            throw Rejection(.lengthMismatch, "\(kind) chunk at \(m.byteOffset)+\(payloadBytes) overruns total \(m.totalBytes)")
+        }
+        return m
+    }
+
+    private func decodeBody<F: WireFrame>(_ h: WireHeader, _ f: [F]) throws(Rejection) -> Message {
         let kind = h.kind
         func fixed(_ i: Int, _ size: Int) throws(Rejection) -> ByteReader {
             guard f[i].count >= size else {
@@ -255,7 +326,7 @@ public struct WireCodec: Sendable {
             guard f[i].count == size else {
                 throw Rejection(.lengthMismatch, "\(kind) frame \(i) has \(f[i].count) bytes, expected \(size)")
             }
-            return ByteReader(f[i], what: "\(kind) frame \(i)")
+            return ByteReader(f[i].withUnsafeBytes { [UInt8]($0) }, what: "\(kind) frame \(i)")
         }
         func count(_ value: some FixedWidthInteger, _ limit: Int, _ name: String) throws(Rejection) -> Int {
             guard value <= limit else { throw Rejection(.oversized, "\(kind) \(name) \(value), limit \(limit)") }
@@ -340,29 +411,11 @@ public struct WireCodec: Sendable {
             return .weightsRequest(WeightsRequest(actorID: try r.get(), weightsVersion: h.weightsVersion))
 
         case .weights:
-            var r = try fixed(0, 24)
-            let total: UInt64 = try r.get()
-            let offset: UInt64 = try r.get()
-            let index: UInt32 = try r.get()
-            let chunks: UInt32 = try r.get()
-            guard total <= limits.maxWeightsBytes else {
-                throw Rejection(.oversized, "\(kind) total \(total) bytes, limit \(limits.maxWeightsBytes)")
-            }
-            guard total % 4 == 0, offset % 4 == 0 else {
-                throw Rejection(.invalidField, "\(kind) total \(total) or offset \(offset) is not whole f32s")
-            }
-            guard chunks >= 1, index < chunks else {
-                throw Rejection(.invalidField, "\(kind) chunk \(index) of \(chunks)")
-            }
-            guard f[1].count % 4 == 0 else {
-                throw Rejection(.lengthMismatch, "\(kind) payload of \(f[1].count) bytes is not whole f32s")
-            }
-            guard offset <= total, UInt64(f[1].count) <= total - offset else {
-                throw Rejection(.lengthMismatch, "\(kind) chunk at \(offset)+\(f[1].count) overruns total \(total)")
-            }
+            let meta = try weightsMeta(f[0], payloadBytes: f[1].count)
             let payload = try finiteFloats(f[1], count: f[1].count / 4, what: "\(kind) payload")
-            return .weights(WeightsChunk(weightsVersion: h.weightsVersion, totalBytes: total, byteOffset: offset,
-                                         chunkIndex: index, chunkCount: chunks, payload: payload))
+            return .weights(WeightsChunk(weightsVersion: h.weightsVersion, totalBytes: meta.totalBytes,
+                                         byteOffset: meta.byteOffset, chunkIndex: meta.chunkIndex,
+                                         chunkCount: meta.chunkCount, payload: payload))
 
         case .heartbeat, .stats:
             var r = try fixed(0, 16)
@@ -372,7 +425,7 @@ public struct WireCodec: Sendable {
             let sentAt = try r.getDouble()
             guard let role = Role(rawValue: rawRole) else { throw Rejection(.invalidField, "\(kind) role \(rawRole)") }
             try finite(sentAt, "sent-at time")
-            var t = ByteReader(f[1], what: "\(kind) stats table")
+            var t = ByteReader(f[1].withUnsafeBytes { [UInt8]($0) }, what: "\(kind) stats table")
             let n = try count(try t.get(UInt32.self), limits.maxStatsEntries, "entry count")
             // Each entry takes at least 10 bytes: refuse a count the frame cannot hold before looping.
             guard n * 10 <= t.remaining else {
@@ -410,12 +463,20 @@ public struct WireCodec: Sendable {
             guard f[1].count <= Control.maxReasonBytes else {
                 throw Rejection(.oversized, "\(kind) reason of \(f[1].count) bytes, limit \(Control.maxReasonBytes)")
             }
-            guard let reason = String(validating: f[1], as: UTF8.self) else {
+            guard let reason = String(validating: f[1].withUnsafeBytes { [UInt8]($0) }, as: UTF8.self) else {
                 throw Rejection(.invalidField, "\(kind) reason is not UTF-8")
             }
             return .control(Control(command, weightsVersion: h.weightsVersion, reason: reason))
         }
     }
+}
+
+/// The fixed fields of a Weights chunk.
+struct WeightsMeta {
+    var totalBytes: UInt64
+    var byteOffset: UInt64
+    var chunkIndex: UInt32
+    var chunkCount: UInt32
 }
 
 extension Control {

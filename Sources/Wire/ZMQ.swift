@@ -260,6 +260,17 @@ public final class ZMQSocket: @unchecked Sendable {
     /// - Returns: true when queued; false only with `dontWait` when the socket would block.
     @discardableResult
     public func send(_ frames: [[UInt8]], dontWait: Bool = false) throws(ZMQError) -> Bool {
+        try sendFrames(frames, dontWait: dontWait)
+    }
+
+    /// Sends frames from `WireCodec.encodeFrames`, whose large arrays are handed to libzmq without an
+    /// intermediate copy.
+    @discardableResult
+    public func send(_ frames: [OutgoingFrame], dontWait: Bool = false) throws(ZMQError) -> Bool {
+        try sendFrames(frames, dontWait: dontWait)
+    }
+
+    private func sendFrames<F: WireFrame>(_ frames: [F], dontWait: Bool) throws(ZMQError) -> Bool {
         let socket = try live("send on a \(type) socket")
         precondition(!frames.isEmpty, "a ZeroMQ message has at least one frame")
         for (i, frame) in frames.enumerated() {
@@ -313,6 +324,28 @@ public final class ZMQSocket: @unchecked Sendable {
         }
     }
 
+    /// Receives one whole multipart message without copying it out of libzmq: each frame keeps libzmq's
+    /// buffer until released. The decoder reads these directly, which saves a copy per large message.
+    public func receiveFrames(timeout: Duration? = nil) throws(ZMQError) -> [ZMQFrame]? {
+        let socket = try live("receive on a \(type) socket")
+        if let timeout, timeout > .zero {
+            guard try poll(.readable, timeout: timeout) else { return nil }
+        }
+        let firstFlags: Int32 = timeout == nil ? 0 : ZMQ_DONTWAIT
+        var frames: [ZMQFrame] = []
+        while true {
+            let frame = ZMQFrame()
+            if zmq_msg_recv(frame.message, socket, frames.isEmpty ? firstFlags : 0) < 0 {
+                let error = ZMQError("receive on a \(type) socket")
+                if error.code == EINTR { continue }
+                if error.wouldBlock && frames.isEmpty { return nil }
+                throw error
+            }
+            frames.append(frame)
+            if zmq_msg_more(frame.message) == 0 { return frames }
+        }
+    }
+
     /// Receives into `Data` frames (the same as `receive`, for callers that hold `Data`).
     public func receiveData(timeout: Duration? = nil) throws(ZMQError) -> [Data]? {
         try receive(timeout: timeout).map { $0.map { Data($0) } }
@@ -349,5 +382,60 @@ extension Duration {
         let (seconds, attos) = components
         let ms = Double(seconds) * 1000 + (Double(attos) / 1e15).rounded(.up)
         return ms >= Double(Int.max) ? Int.max : max(0, Int(ms))
+    }
+}
+
+/// Bytes a decoder can read: `[UInt8]`, or a `ZMQFrame` still in libzmq's buffer.
+public protocol WireFrame {
+    var count: Int { get }
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
+}
+
+extension Array: WireFrame where Element == UInt8 {}
+
+/// One received frame, in the buffer libzmq received it into (freed when this is released). Immutable,
+/// so it may be read from any thread.
+public final class ZMQFrame: WireFrame, @unchecked Sendable {
+    let message: UnsafeMutablePointer<zmq_msg_t>
+
+    init() {
+        message = .allocate(capacity: 1)
+        zmq_msg_init(message)
+    }
+
+    deinit {
+        zmq_msg_close(message)
+        message.deallocate()
+    }
+
+    public var count: Int { zmq_msg_size(message) }
+
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: zmq_msg_data(message), count: zmq_msg_size(message)))
+    }
+
+    /// A copy of the bytes.
+    public var bytes: [UInt8] { withUnsafeBytes { [UInt8]($0) } }
+}
+
+/// A frame to send: bytes, or an f32 array sent as its raw little-endian bytes without being copied into
+/// a byte array first (a weights payload is most of a message's bytes).
+public enum OutgoingFrame: WireFrame, Sendable {
+    case bytes([UInt8])
+    /// Only made on little-endian hosts, where the in-memory layout is the wire layout.
+    case floats([Float])
+
+    public var count: Int {
+        switch self {
+        case .bytes(let b): b.count
+        case .floats(let f): f.count * 4
+        }
+    }
+
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch self {
+        case .bytes(let b): try b.withUnsafeBytes(body)
+        case .floats(let f): try f.withUnsafeBytes(body)
+        }
     }
 }

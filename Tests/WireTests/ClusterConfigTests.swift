@@ -28,10 +28,8 @@ import Testing
         #expect(c.hosts.map(\.name) == ["local"])
         #expect(c.coordinatorHost.address == "127.0.0.1" && c.learnerHost.name == "local")
         #expect(c.actors.map(\.id) == [1000, 1001])
-        #expect(c.training.batchSize == 32 && c.training.groupSize == 8 && c.training.learningRate == 5e-5)
-        #expect(c.training.maxLag == 0 && c.training.temperature == 1 && c.training.maxNewTokens == 16)
-        #expect(c.training.selection == "uniform" && !c.training.replay && c.training.replayCapacity == 256)
-        #expect(c.training.replayFractionDelta == 0.5)
+        // Hyper-parameters in the file are tuned by the training code; the schema defaults are tested below.
+        #expect(c.training.batchSize >= 1 && c.training.groupSize >= 2)
         #expect(c.bindEndpoint(.rollouts) == "tcp://127.0.0.1:5701")
         #expect(c.connectEndpoint(.announce) == "tcp://127.0.0.1:5704")
         #expect(!c.security.curve && !c.spansMachines)
@@ -39,6 +37,11 @@ import Testing
     }
 
     @Test func defaultsApplyAndIntegersReadAsFloats() throws {
+        let d = try ClusterConfig(toml: Self.minimal)
+        #expect(d.training.batchSize == 32 && d.training.groupSize == 8 && d.training.learningRate == 5e-5)
+        #expect(d.training.maxLag == 0 && d.training.temperature == 1 && d.training.maxNewTokens == 16)
+        #expect(d.training.selection == "uniform" && !d.training.replay && d.training.replayCapacity == 256)
+        #expect(d.training.replayFractionDelta == 0.5 && d.training.seed == 0)
         let c = try ClusterConfig(toml: Self.minimal + "\n[training]\nlearning_rate = 1\n")
         #expect(c.training.learningRate == 1)
         #expect(c.training.batchSize == 32)

@@ -108,13 +108,45 @@ enum Samples {
         let counter = RejectCounter(name: "test", logInterval: .seconds(60)) { lines.append($0) }
         let codec = WireCodec()
         for _ in 0..<5 { #expect(codec.decode([[1, 2, 3, 4, 5]], rejects: counter) == nil) }
-        #expect(codec.decode([], rejects: counter) == nil)
+        #expect(codec.decode([[UInt8]](), rejects: counter) == nil)
         #expect(codec.decode(WireCodec.encode(Samples.envelopes[2]), rejects: counter) != nil)
         #expect(counter.count(.badMagic) == 5)
         #expect(counter.count(.truncated) == 1)
         #expect(counter.total == 6)
         #expect(lines.all.count == 2)
         #expect(lines.all[0].contains("bad_magic"))
+    }
+
+    @Test(arguments: Samples.envelopes)
+    func encodeFramesMatchesEncode(_ envelope: Envelope) {
+        let frames = WireCodec.encodeFrames(envelope).map { $0.withUnsafeBytes { [UInt8]($0) } }
+        #expect(frames == WireCodec.encode(envelope))
+    }
+
+    /// The one-copy path: frames straight into the assembler, NaN refused, a recycled buffer reused.
+    @Test func assemblerTakesFramesDirectly() throws {
+        let parameters = (0..<5000).map { Float($0) - 2500 }
+        let chunks = WeightsChunk.split(parameters, version: 4, chunkBytes: 4096)
+        var assembler = WeightsAssembler(recycling: [Float](repeating: 9, count: 5000))
+        var poisoned = WireCodec.encode(Envelope(sender: 1, message: .weights(chunks[1])))
+        poisoned[2].replaceSubrange(400..<404, with: withUnsafeBytes(of: Float.nan.bitPattern.littleEndian, Array.init))
+        do {
+            _ = try assembler.add(weightsFrames: poisoned)
+            Issue.record("a NaN payload must be rejected")
+        } catch {
+            #expect(error.reason == .nonFinite)
+        }
+        var outcome: WeightsAssembler.Outcome = .incomplete
+        for chunk in chunks {
+            outcome = try assembler.add(weightsFrames: WireCodec.encode(Envelope(sender: 1, message: .weights(chunk))))
+        }
+        #expect(outcome == .complete(version: 4, parameters: parameters))
+        do {
+            _ = try assembler.add(weightsFrames: WireCodec.encode(Samples.envelopes[1]))
+            Issue.record("only Weights messages belong here")
+        } catch {
+            #expect(error.reason == .invalidField)
+        }
     }
 
     @Test func weightsSplitAndAssembleOutOfOrder() {

@@ -60,7 +60,8 @@ import Testing
         let zap = try ZAPHandler(context: ctx, allowed: [friend.publicKey], log: { _ in })
         defer { zap.stop() }
         let push = try ZMQSocket(ctx, type: .push, linger: 0)
-        try push.set([.zapDomain("dots"), .curveServer(secretKey: server.secretKey)])
+        // A PUSH with no peer blocks; bound the wait so a failed handshake fails the test, not hangs it.
+        try push.set([.zapDomain("dots"), .curveServer(secretKey: server.secretKey), .sendTimeout(10_000)])
         try push.bind("tcp://127.0.0.1:*")
 
         let clients = try ZMQContext()
@@ -124,6 +125,7 @@ import Testing
         try bad.set(.immediate(false))
         try bad.send(WireCodec.encode(Samples.envelopes[0]), dontWait: true)
         let push = try actor.connect(.rollouts, endpoint: pull.lastEndpoint)
+        try push.set(.sendTimeout(10_000))
         let sent = Envelope(sender: config.actors[0].id, message: Samples.envelopes[0].message)
         try push.send(WireCodec.encode(sent))
         let frames = try #require(try pull.receive(timeout: .seconds(5)))

@@ -13,6 +13,12 @@ import Testing
         let frames: [[UInt8]] = [[1, 2, 3], [], Array(repeating: 7, count: 100_000)]
         try push.send(frames)
         #expect(try pull.receive(timeout: .seconds(5)) == frames)
+        // Zero-copy receive and send of outgoing frames decode to the same message.
+        let weights = Samples.envelopes[4]
+        try push.send(WireCodec.encodeFrames(weights))
+        let received = try #require(try pull.receiveFrames(timeout: .seconds(5)))
+        #expect(received.map(\.bytes) == WireCodec.encode(weights))
+        #expect(try WireCodec().decode(received) == weights)
         try push.send([Data([9, 9])])
         #expect(try pull.receiveData(timeout: .seconds(5)) == [Data([9, 9])])
         #expect(try pull.receive(timeout: .zero) == nil)
@@ -101,15 +107,23 @@ import Testing
         #expect(ZMQContext.has("curve"))
     }
 
-    @Test func closedContextUnblocksReceivers() async throws {
+    /// A thread blocked in receive gets ETERM when the context shuts down, so role threads can exit.
+    @Test func closedContextUnblocksReceivers() throws {
         let ctx = try ZMQContext()
         let pull = try ZMQSocket(ctx, type: .pull, linger: 0)
         try pull.bind("inproc://unblock")
-        let task = Task.detached { () -> Bool in
-            do { _ = try pull.receive(); return false } catch { return (error as? ZMQError)?.terminated ?? false }
+        let done = DispatchSemaphore(value: 0)
+        let result = LockedLines()
+        // A thread of its own: blocking the test's cooperative thread could starve the others.
+        Thread.detachNewThread {
+            do { _ = try pull.receive(); result.append("received") } catch {
+                result.append((error as? ZMQError)?.terminated == true ? "terminated" : "\(error)")
+            }
+            done.signal()
         }
-        try await Task.sleep(for: .milliseconds(20))
+        Thread.sleep(forTimeInterval: 0.05)
         ctx.shutdown()
-        #expect(await task.value)
+        #expect(done.wait(timeout: .now() + 5) == .success)
+        #expect(result.all == ["terminated"])
     }
 }
