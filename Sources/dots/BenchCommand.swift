@@ -7,6 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Measure the speed of the model and the wire on this machine.",
         subcommands: [
             BenchModelCommand.self,
+            BenchWireCommand.self,
         ]
     )
 }
