@@ -18,6 +18,7 @@ struct PretrainCommand: AsyncParsableCommand {
     @Option(help: "Training budget in minutes.") var minutes: Double?
     @Option(help: "Training budget in optimizer steps (overrides --minutes).") var steps: Int?
     @Option(help: "Model size.") var size: ModelSize = .small
+    @Option(help: "Continue from this checkpoint instead of a fresh model (its size wins over --size).") var initFrom: String?
     @Option(help: "Prompts per step.") var batchSize: Int = 64
     @Option(help: "Peak learning rate (AdamW).") var learningRate: Float = 1e-3
     @Option(help: "Seed of initialisation and data order.") var seed: UInt64 = 1
@@ -35,8 +36,13 @@ struct PretrainCommand: AsyncParsableCommand {
     func run() throws {
         compute.apply()
         let suite = TaskSuite.builtIn(seed: suiteSeed)
-        let model = try Transformer(config: size.config)
-        model.initialize(seed: seed)
+        let model: Transformer
+        if let initFrom {
+            model = try Checkpoint.load(URL(fileURLWithPath: initFrom)).model
+        } else {
+            model = try Transformer(config: size.config)
+            model.initialize(seed: seed)
+        }
         var settings = SupervisedTrainer.Settings()
         settings.batchSize = batchSize
         settings.learningRate = learningRate
