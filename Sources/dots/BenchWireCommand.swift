@@ -20,7 +20,7 @@ struct BenchWireCommand: AsyncParsableCommand {
 
     @Flag(help: "Print one JSON object.") var json = false
     @Option(help: "Seconds for each codec and ingest measurement.") var seconds: Double = 2
-    @Option(help: "Broadcasts per model size and method; the best is kept.") var repeats = 3
+    @Option(help: "Broadcasts per model size and method; the best is kept.") var repeats = 5
 
     func run() throws {
         var results: [(String, Any)] = []
