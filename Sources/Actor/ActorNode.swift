@@ -17,6 +17,8 @@ public final class ActorNode {
     let codec = WireCodec()
     var engine: RolloutEngine
     var version: UInt64?
+    /// Versions announced on PUB, assembled as their chunks arrive.
+    var announced = WeightsAssembler()
     /// Prompts asked for per request: a few groups, so work spreads over actors and a dead one loses little.
     let capacity: Int
     private let counters = Counters()
@@ -61,6 +63,7 @@ public final class ActorNode {
                 Thread.sleep(forTimeInterval: 0.05)
                 continue
             }
+            checkAnnouncements(announce)
             if version != grant.weightsVersion {
                 guard try fetchWeights(weightsSocket, want: grant.weightsVersion) else { continue }
             }
@@ -71,11 +74,25 @@ public final class ActorNode {
 
     private func checkAnnouncements(_ socket: ZMQSocket) {
         while let frames = try? socket.receive(timeout: .zero) {
-            if let env = codec.decode(frames, rejects: rejects), case .control(let c) = env.message, c.command == .shutdown {
+            guard let env = codec.decode(frames, rejects: rejects) else { continue }
+            switch env.message {
+            case .control(let c) where c.command == .shutdown:
                 roleLog("actor \(actorID)", "shutdown announced: \(c.reason)")
                 StopSignal.request()
+            case .weights(let chunk):
+                if case .complete(let v, let params) = announced.add(chunk), v > (version ?? 0) || version == nil,
+                   params.count == engine.model.parameterCount {
+                    engine.model.parameters.write(params, at: 0)
+                    setVersion(v)
+                }
+            default: break
             }
         }
+    }
+
+    private func setVersion(_ v: UInt64) {
+        version = v
+        counters.update { $0["weights_version"] = Double(v) }
     }
 
     /// Fetches the current weights snapshot (the Clone pattern's snapshot half).
@@ -92,7 +109,7 @@ public final class ActorNode {
                     return false
                 }
                 engine.model.parameters.write(params, at: 0)
-                version = v
+                setVersion(v)
                 return true
             }
         }
@@ -139,7 +156,8 @@ public final class ActorNode {
             defer { socket.close() }
             while !stop.isSet && !StopSignal.requested {
                 let values = counters.snapshot()
-                let hb = WorkerStats(role: .actor, pid: UInt32(getpid()), weightsVersion: 0,
+                let held = values["weights_version"].map { UInt64($0) } ?? WeightsRequest.none
+                let hb = WorkerStats(role: .actor, pid: UInt32(getpid()), weightsVersion: held,
                                      sentAt: Date().timeIntervalSince1970, values: values)
                 _ = try? socket.send(WireCodec.encode(.heartbeat(hb), sender: id), dontWait: true)
                 Thread.sleep(forTimeInterval: 1)

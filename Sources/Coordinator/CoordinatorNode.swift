@@ -44,7 +44,7 @@ public final class CoordinatorNode {
                     switch i {
                     case pa: try handleAssignment(frames, assignment)
                     case pw: try handleWeightsRequest(frames, weightsSocket)
-                    case pu: handleUpdate(frames)
+                    case pu: handleUpdate(frames, announce)
                     case ps: handleStats(frames)
                     default: break
                     }
@@ -100,10 +100,17 @@ public final class CoordinatorNode {
         for chunk in w.chunks { try reply(socket, id, .weights(chunk)) }
     }
 
-    private func handleUpdate(_ frames: [[UInt8]]) {
+    /// A new version from the learner: keep it for snapshots, and announce it (Clone's update half) so
+    /// subscribed actors have it before their next grant; one that misses a chunk fetches a snapshot.
+    private func handleUpdate(_ frames: [[UInt8]], _ announce: ZMQSocket) {
         guard let env = codec.decode(frames, rejects: rejects), case .weights(let chunk) = env.message else { return }
         if case .complete(let version, let params) = assembler.add(chunk) {
-            weights = (version, WeightsChunk.split(params, version: version))
+            let chunks = WeightsChunk.split(params, version: version)
+            weights = (version, chunks)
+            for c in chunks {
+                // PUB drops at its high-water mark rather than block: the snapshot path covers a loss.
+                _ = try? announce.send(WireCodec.encode(.weights(c), sender: ClusterConfig.coordinatorID), dontWait: true)
+            }
             scheduler.advance(toVersion: Int(version))
             roleLog("coordinator", "weights version \(version); queued through step \(scheduler.nextStep - 1)")
         }
