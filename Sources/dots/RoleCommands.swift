@@ -118,14 +118,8 @@ struct UserError: Error, CustomStringConvertible {
 /// Runs a role's start-up; a mistake in the config, keys, checkpoint or dataset prints its sentence and
 /// exits 64 (EX_USAGE), which tells `dots launch` that restarting cannot help.
 func startRole<T>(_ body: () throws -> T) throws -> T {
-    do { return try body() } catch let e as UserError {
-        FileHandle.standardError.write(Data("Error: \(e.description)\n".utf8))
-        throw ExitCode(64)
-    } catch let e as ModelError {
-        FileHandle.standardError.write(Data("Error: \(e.description)\n".utf8))
-        throw ExitCode(64)
-    } catch let e as DatasetError {
-        FileHandle.standardError.write(Data("Error: \(e.description)\n".utf8))
+    do { return try body() } catch let e where e is UserError || e is ModelError || e is DatasetError {
+        FileHandle.standardError.write(Data("Error: \(e)\n".utf8))
         throw ExitCode(64)
     }
 }
