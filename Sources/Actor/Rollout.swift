@@ -111,7 +111,8 @@ public struct EvaluationReport: Sendable, Codable {
     public var table: String {
         var lines = ["family  level  problems  accuracy"]
         for c in cells {
-            lines.append(String(format: "%-7@ %5d  %8d  %7.1f%%", c.family, c.level, c.problems, 100 * c.accuracy))
+            let family = c.family.padding(toLength: max(7, c.family.count), withPad: " ", startingAt: 0)
+            lines.append(family + String(format: " %5d  %8d  %7.1f%%", c.level, c.problems, 100 * c.accuracy))
         }
         lines.append(String(format: "all            %8d  %7.1f%%   (%d sample(s) each, temperature %.2g)",
                             problems, 100 * accuracy, samples, temperature))
