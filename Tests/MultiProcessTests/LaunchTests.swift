@@ -55,6 +55,36 @@ struct LaunchTests {
         }
     }
 
+    @Test("kill -9 of an actor mid-run: its work is re-queued, the launcher restarts it, every step completes")
+    func actorKilled() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let total = 40
+        let launch = try cluster.launch(["--steps", "\(total)"])
+        let deadline = Date().addingTimeInterval(150)
+        while cluster.metrics().count < 2 {
+            guard launch.isRunning, Date() < deadline else {
+                Issue.record("no progress before the kill.\n\(cluster.diagnostics())")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" actor ") && $0.commandLine.contains("--index 0") }
+        try #require(victims.count == 1, "expected one actor-0 process, found \(victims.map(\.commandLine))")
+        kill(victims[0].pid, SIGKILL)
+        guard let status = await launch.wait(seconds: 180) else {
+            Issue.record("dots launch did not finish within 180 s after the kill.\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        let steps = cluster.metrics()
+        #expect(steps.count == total, "\(steps.count) of \(total) steps logged.\n\(cluster.diagnostics())")
+        let leftBehind = processes(mentioning: cluster.runDir.path)
+        #expect(leftBehind.isEmpty, "processes left behind: \(leftBehind.map(\.commandLine))")
+        let log = (try? String(contentsOf: cluster.runDir.appendingPathComponent("logs/actor-0.log"), encoding: .utf8)) ?? ""
+        #expect(log.components(separatedBy: "started; capacity").count - 1 >= 2, "actor-0 was not restarted.\n\(cluster.diagnostics())")
+    }
+
     @Test("SIGINT to the launcher stops the run within 60 s (exit 130) and leaves no process behind")
     func interrupt() async throws {
         let cluster = try TestCluster()
