@@ -91,6 +91,8 @@ public final class ActorNode {
     }
 
     private func setVersion(_ v: UInt64) {
+        // A snapshot older than what was announced means the learner resumed from a checkpoint.
+        if let last = announced.lastCompleted, v < last { announced = WeightsAssembler() }
         version = v
         counters.update { $0["weights_version"] = Double(v) }
     }

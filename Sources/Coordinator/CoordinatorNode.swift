@@ -104,7 +104,15 @@ public final class CoordinatorNode {
     /// subscribed actors have it before their next grant; one that misses a chunk fetches a snapshot.
     private func handleUpdate(_ frames: [[UInt8]], _ announce: ZMQSocket) {
         guard let env = codec.decode(frames, rejects: rejects), case .weights(let chunk) = env.message else { return }
+        // The learner is the only producer and sends a version's chunks in order; chunk 0 of a version not
+        // newer than ours means it restarted from a checkpoint: follow it back.
+        let rewind = chunk.chunkIndex == 0 && weights.map { chunk.weightsVersion <= $0.version } == true
+        if rewind { assembler = WeightsAssembler() }
         if case .complete(let version, let params) = assembler.add(chunk) {
+            if rewind || weights.map({ version <= $0.version }) == true {
+                scheduler.rewind(toVersion: Int(version))
+                roleLog("coordinator", "the learner resumed at version \(version); steps from \(version) are issued again")
+            }
             let chunks = WeightsChunk.split(params, version: version)
             weights = (version, chunks)
             for c in chunks {

@@ -53,6 +53,15 @@ public struct Scheduler: Sendable {
         queue.removeAll { $0.step < version }
     }
 
+    /// The learner resumed from an older checkpoint: forget queued and outstanding work and issue again
+    /// from its step (with new prompts: the draw continues, it does not repeat).
+    public mutating func rewind(toVersion version: Int) {
+        queue.removeAll()
+        outstanding.removeAll()
+        nextStep = version
+        advance(toVersion: version)
+    }
+
     /// An actor's request: its previous grant is done; it gets up to `capacity` prompts of the oldest step.
     public mutating func grant(actor: UInt64, capacity: Int) -> [Item] {
         outstanding[actor] = nil

@@ -168,11 +168,18 @@ public final class LearnerNode {
         }
     }
 
+    /// Writes a checkpoint into a temporary folder and renames it into place, so a learner killed
+    /// mid-write leaves either the whole checkpoint or none (never one a resume would choke on).
     private func save(_ name: String) throws {
-        let dir = runDir.appendingPathComponent("checkpoints").appendingPathComponent(name)
-        try Checkpoint.save(updater.model, tokenizer: tokenizer, to: dir, metadata: ["step": "\(step)", "weights_version": "\(version)"])
-        try LearnerState(step: step, version: version, adamStep: updater.optimizer.step).save(dir, optimizer: updater.optimizer)
-        if config.training.replay { try replay.save(to: dir.appendingPathComponent("replay.json")) }
+        let parent = runDir.appendingPathComponent("checkpoints")
+        let dir = parent.appendingPathComponent(name), tmp = parent.appendingPathComponent(".\(name).partial")
+        let fm = FileManager.default
+        try? fm.removeItem(at: tmp)
+        try Checkpoint.save(updater.model, tokenizer: tokenizer, to: tmp, metadata: ["step": "\(step)", "weights_version": "\(version)"])
+        try LearnerState(step: step, version: version, adamStep: updater.optimizer.step).save(tmp, optimizer: updater.optimizer)
+        if config.training.replay { try replay.save(to: tmp.appendingPathComponent("replay.json")) }
+        try? fm.removeItem(at: dir)
+        try fm.moveItem(at: tmp, to: dir)
     }
 }
 
@@ -219,7 +226,10 @@ struct LearnerState: Codable {
         if fm.fileExists(atPath: final.appendingPathComponent("learner_state.json").path) { return final }
         let steps = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).compactMap { name -> (Int, URL)? in
             guard name.hasPrefix("step-"), let n = Int(name.dropFirst(5)) else { return nil }
-            return (n, dir.appendingPathComponent(name))
+            let url = dir.appendingPathComponent(name)
+            // Only complete checkpoints (older layouts without the state file cannot resume).
+            guard fm.fileExists(atPath: url.appendingPathComponent("learner_state.json").path) else { return nil }
+            return (n, url)
         }
         return steps.max { $0.0 < $1.0 }?.1
     }

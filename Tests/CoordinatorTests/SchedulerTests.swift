@@ -35,3 +35,13 @@ import Testing
     s.actorDied(8, currentVersion: 0)
     #expect(s.queue.isEmpty)
 }
+
+@Test func rewindReissuesFromTheResumedStep() {
+    var s = Scheduler(promptIDs: (0..<100).map(UInt64.init), batchSize: 2, maxLag: 0, seed: 3)
+    s.advance(toVersion: 5)
+    _ = s.grant(actor: 1, capacity: 1)
+    s.rewind(toVersion: 4)
+    #expect(s.outstanding.isEmpty)
+    #expect(s.queue.map(\.step) == [4, 4])
+    #expect(s.nextStep == 5)
+}

@@ -85,6 +85,39 @@ struct LaunchTests {
         #expect(log.components(separatedBy: "started; capacity").count - 1 >= 2, "actor-0 was not restarted.\n\(cluster.diagnostics())")
     }
 
+    @Test("kill -9 of the learner: the launcher restarts it with --resume and the run finishes with the same step numbering")
+    func learnerKilled() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let total = 30
+        // Checkpoints every 2 steps (the test cluster's setting), so a resume loses at most one step.
+        let launch = try cluster.launch(["--steps", "\(total)"])
+        let deadline = Date().addingTimeInterval(150)
+        while cluster.metrics().count < 5 {
+            guard launch.isRunning, Date() < deadline else {
+                Issue.record("no progress before the kill.\n\(cluster.diagnostics())")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" learner ") }
+        try #require(victims.count == 1, "expected one learner, found \(victims.map(\.commandLine))")
+        kill(victims[0].pid, SIGKILL)
+        guard let status = await launch.wait(seconds: 180) else {
+            Issue.record("dots launch did not finish within 180 s after the kill.\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        let steps = cluster.metrics().compactMap { ($0["step"] as? NSNumber)?.intValue }
+        // Steps after the last checkpoint are trained again after the resume; none is skipped, and the
+        // numbering continues where the checkpoint left it.
+        #expect(Set(steps) == Set(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
+        #expect(steps.last == total)
+        let log = (try? String(contentsOf: cluster.runDir.appendingPathComponent("logs/learner.log"), encoding: .utf8)) ?? ""
+        #expect(log.contains("resumed from"), "the learner did not resume.\n\(cluster.diagnostics())")
+        #expect(FileManager.default.fileExists(atPath: cluster.runDir.appendingPathComponent("checkpoints/final/learner_state.json").path))
+    }
+
     @Test("SIGINT to the launcher stops the run within 60 s (exit 130) and leaves no process behind")
     func interrupt() async throws {
         let cluster = try TestCluster()
