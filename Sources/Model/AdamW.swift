@@ -32,22 +32,40 @@ public final class AdamW: @unchecked Sendable {
     public func update(_ model: Transformer) -> Float {
         let g = model.gradients.ptr, p = model.parameters.ptr, mp = m.ptr, vp = v.ptr
         let n = model.parameterCount
+        // Σ g² per tensor in Float SIMD lanes (short sums), accumulated across tensors in Double.
         var ss: Double = 0
-        for i in 0..<n { ss += Double(g[i] * g[i]) }
+        for e in layout.entries { ss += Double(dotProduct(g + e.offset, g + e.offset, e.count)) }
         let norm = Float(ss.squareRoot())
         var scale: Float = 1
         if let maxNorm = maxGradNorm, norm > maxNorm, norm.isFinite { scale = maxNorm / norm }
         step += 1
         let bc1 = 1 - pow(beta1, Float(step)), bc2 = 1 - pow(beta2, Float(step))
         let lr = learningRate, b1 = beta1, b2 = beta2, eps = epsilon
+        let vb1 = F8(repeating: b1), vb1c = F8(repeating: 1 - b1), vb2 = F8(repeating: b2), vb2c = F8(repeating: 1 - b2)
+        let vscale = F8(repeating: scale), vbc1 = F8(repeating: 1 / bc1), vbc2 = F8(repeating: 1 / bc2)
+        let vlr = F8(repeating: lr), veps = F8(repeating: eps)
         for (k, e) in layout.entries.enumerated() {
             let decay = decayMask[k] ? 1 - lr * weightDecay : 1
-            for i in e.offset..<(e.offset + e.count) {
+            let vdecay = F8(repeating: decay)
+            var i = e.offset
+            let end = e.offset + e.count
+            while i + 8 <= end {
+                let gi = load8(g, i) * vscale
+                let mi = vb1 * load8(mp, i) + vb1c * gi
+                let vi = vb2 * load8(vp, i) + vb2c * gi * gi
+                store8(mi, mp, i)
+                store8(vi, vp, i)
+                let upd = vlr * (mi * vbc1) / ((vi * vbc2).squareRoot() + veps)
+                store8(load8(p, i) * vdecay - upd, p, i)
+                i += 8
+            }
+            while i < end {
                 let gi = g[i] * scale
                 mp[i] = b1 * mp[i] + (1 - b1) * gi
                 vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
                 let mh = mp[i] / bc1, vh = vp[i] / bc2
                 p[i] = p[i] * decay - lr * mh / (vh.squareRoot() + eps)
+                i += 1
             }
         }
         return norm
