@@ -1,3 +1,5 @@
+import Foundation
+
 /// AdamW with decoupled weight decay (applied to matrices only, not norm gains) and clipping of the
 /// global gradient norm. Moments mirror the flat parameter buffer, so a step is one loop.
 public final class AdamW: @unchecked Sendable {
@@ -7,7 +9,6 @@ public final class AdamW: @unchecked Sendable {
     public var maxGradNorm: Float?
     public let m: FloatBuffer, v: FloatBuffer
     public private(set) var step = 0
-    private let decayMask: [Bool]
     private let layout: ParameterLayout
 
     public init(model: Transformer, learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.95,
@@ -21,7 +22,6 @@ public final class AdamW: @unchecked Sendable {
         layout = model.layout
         m = FloatBuffer(count: model.parameterCount)
         v = FloatBuffer(count: model.parameterCount)
-        decayMask = model.layout.entries.map(\.decays)
     }
 
     /// Restores the step count (with `m` and `v` loaded by the caller) when resuming.
@@ -31,7 +31,6 @@ public final class AdamW: @unchecked Sendable {
     @discardableResult
     public func update(_ model: Transformer) -> Float {
         let g = model.gradients.ptr, p = model.parameters.ptr, mp = m.ptr, vp = v.ptr
-        let n = model.parameterCount
         // Σ g² per tensor in Float SIMD lanes (short sums), accumulated across tensors in Double.
         var ss: Double = 0
         for e in layout.entries { ss += Double(dotProduct(g + e.offset, g + e.offset, e.count)) }
@@ -39,13 +38,13 @@ public final class AdamW: @unchecked Sendable {
         var scale: Float = 1
         if let maxNorm = maxGradNorm, norm > maxNorm, norm.isFinite { scale = maxNorm / norm }
         step += 1
-        let bc1 = 1 - pow(beta1, Float(step)), bc2 = 1 - pow(beta2, Float(step))
+        let bc1 = 1 - powf(beta1, Float(step)), bc2 = 1 - powf(beta2, Float(step))
         let lr = learningRate, b1 = beta1, b2 = beta2, eps = epsilon
         let vb1 = F8(repeating: b1), vb1c = F8(repeating: 1 - b1), vb2 = F8(repeating: b2), vb2c = F8(repeating: 1 - b2)
         let vscale = F8(repeating: scale), vbc1 = F8(repeating: 1 / bc1), vbc2 = F8(repeating: 1 / bc2)
         let vlr = F8(repeating: lr), veps = F8(repeating: eps)
-        for (k, e) in layout.entries.enumerated() {
-            let decay = decayMask[k] ? 1 - lr * weightDecay : 1
+        for e in layout.entries {
+            let decay = e.decays ? 1 - lr * weightDecay : 1
             let vdecay = F8(repeating: decay)
             var i = e.offset
             let end = e.offset + e.count
@@ -71,6 +70,3 @@ public final class AdamW: @unchecked Sendable {
         return norm
     }
 }
-
-@inline(__always) func pow(_ x: Float, _ y: Float) -> Float { Float(Foundation.pow(Double(x), Double(y))) }
-import Foundation

@@ -1,3 +1,5 @@
+import Foundation
+
 /// SplitMix64: a small, fast, seedable generator. Everything random in Dots (init, sampling, data)
 /// draws from one of these, so a run is reproducible from its seeds.
 public struct SplitMix64: RandomNumberGenerator, Sendable, Codable, Equatable {
@@ -24,4 +26,3 @@ public struct SplitMix64: RandomNumberGenerator, Sendable, Codable, Equatable {
         return SplitMix64(seed: g.next())
     }
 }
-import Foundation

@@ -43,8 +43,6 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Run folder (logs and metrics).") var runDir: String = "runs/manual"
 
     func run() throws {
-        bindLifetimeToLauncher()
-        StopSignal.install()
         let node = try startRole {
             let c = try cluster.load()
             return try CoordinatorNode(config: c, security: try cluster.security(c, host: c.coordinatorHost.name, server: true))
@@ -68,8 +66,6 @@ struct LearnerCommand: ParsableCommand {
     @Flag(help: "Continue from the newest checkpoint in the run folder.") var resume = false
 
     func run() throws {
-        bindLifetimeToLauncher()
-        StopSignal.install()
         let node = try startRole {
             let c = try cluster.load()
             return try LearnerNode(config: c, security: try cluster.security(c, host: c.learnerHost.name, server: true),
@@ -95,8 +91,6 @@ struct ActorCommand: ParsableCommand {
     @Option(help: "Run folder (unused by actors; accepted for symmetry with the other roles).") var runDir: String?
 
     func run() throws {
-        bindLifetimeToLauncher()
-        StopSignal.install()
         let node = try startRole {
             let c = try cluster.load()
             let hostName = host ?? c.coordinatorHost.name
@@ -115,9 +109,12 @@ struct UserError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Runs a role's start-up; a mistake in the config, keys, checkpoint or dataset prints its sentence and
-/// exits 64 (EX_USAGE), which tells `dots launch` that restarting cannot help.
+/// A role's start-up: tie its lifetime to the launcher, turn SIGINT/SIGTERM into a clean stop, then build
+/// the role. A mistake in the config, keys, checkpoint or dataset prints its sentence and exits 64
+/// (EX_USAGE), which tells `dots launch` that restarting cannot help.
 func startRole<T>(_ body: () throws -> T) throws -> T {
+    bindLifetimeToLauncher()
+    StopSignal.install()
     do { return try body() } catch let e where e is UserError || e is ModelError || e is DatasetError {
         FileHandle.standardError.write(Data("Error: \(e)\n".utf8))
         throw ExitCode(64)

@@ -1,3 +1,6 @@
+// What every role process needs besides sockets: a stop flag for signals, the metrics writer, log lines,
+// patient sends, and the one rule for how many fresh groups a step takes.
+
 import Foundation
 import Synchronization
 
