@@ -55,7 +55,7 @@ public final class LearnerNode {
         }
         testSet = TaskSuite.builtIn(seed: 1).test
         evaluator = BackgroundEvaluator(config: model.config, tokenizer: tok, problems: testSet,
-                                        maxNewTokens: t.maxNewTokens)
+                                        maxNewTokens: t.maxNewTokens, temperature: Float(t.evalTemperature))
     }
 
     public func run() throws {
@@ -131,6 +131,8 @@ public final class LearnerNode {
                                "generation": groups.map(\.generationSeconds).reduce(0, +) / Double(max(1, Set(groups.map(\.actorID)).count))]
             for r in evaluator.takeResults() {
                 line["test_accuracy"] = r.accuracy
+                line["test_accuracy_greedy"] = r.greedyAccuracy
+                line["test_temperature"] = r.temperature
                 line["test_step"] = r.step
                 line["test_seconds"] = r.seconds
             }
@@ -237,17 +239,21 @@ struct LearnerState: Codable {
 
 /// Greedy accuracy on the held-out split, computed on a snapshot of the weights in a background thread.
 final class BackgroundEvaluator: @unchecked Sendable {
-    struct Result { var step: Int; var accuracy: Double; var seconds: Double }
+    /// `accuracy` at `temperature` (one sample a prompt, the same seed every time, so successive evaluations
+    /// share their sampling noise), and greedy.
+    struct Result { var step: Int; var accuracy: Double; var greedyAccuracy: Double; var temperature: Double; var seconds: Double }
     let config: ModelConfig
     let tokenizer: CharTokenizer
     let problems: [Problem]
     let maxNewTokens: Int
+    let temperature: Float
     private let results = Mutex<[Result]>([])
     private let busy = Atomic<Bool>(false)
     private var thread: Thread?
     private let done = NSCondition()
 
-    init(config: ModelConfig, tokenizer: CharTokenizer, problems: [Problem], maxNewTokens: Int) {
+    init(config: ModelConfig, tokenizer: CharTokenizer, problems: [Problem], maxNewTokens: Int, temperature: Float) {
+        self.temperature = temperature
         self.config = config
         self.tokenizer = tokenizer
         self.problems = problems
@@ -264,9 +270,17 @@ final class BackgroundEvaluator: @unchecked Sendable {
             guard let model = try? Transformer(config: config) else { return }
             model.parameters.write(parameters, at: 0)
             let engine = RolloutEngine(model: model, tokenizer: tokenizer)
-            guard let out = try? engine.rollout(problems, samples: 1, options: SamplingOptions(temperature: 0, maxNewTokens: maxNewTokens)) else { return }
-            let acc = out.map(\.passRate).reduce(0, +) / Double(max(1, out.count))
-            results.withLock { $0.append(Result(step: step, accuracy: acc, seconds: Date().timeIntervalSince(start))) }
+            func accuracy(_ temperature: Float) -> Double? {
+                let options = SamplingOptions(temperature: temperature, maxNewTokens: maxNewTokens, seed: 20_251_125)
+                guard let out = try? engine.rollout(problems, samples: 1, options: options) else { return nil }
+                return out.map(\.passRate).reduce(0, +) / Double(max(1, out.count))
+            }
+            guard let greedy = accuracy(0) else { return }
+            guard let sampled = temperature == 0 ? greedy : accuracy(temperature) else { return }
+            results.withLock {
+                $0.append(Result(step: step, accuracy: sampled, greedyAccuracy: greedy, temperature: Double(temperature),
+                                 seconds: Date().timeIntervalSince(start)))
+            }
         }
         thread = t
         t.start()

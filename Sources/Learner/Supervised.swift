@@ -16,6 +16,10 @@ public final class SupervisedTrainer {
         public var finalLRFraction: Float = 0.1
         public var weightDecay: Float = 0.01
         public var seed: UInt64 = 1
+        /// Probability that a drawn example's answer carries one slip: one digit or letter replaced by
+        /// another of its kind, drawn afresh each time the example is used (a corpus with careless errors,
+        /// as web text has; a verifier-rewarded fine-tune can then remove them). 0 = clean answers.
+        public var slipRate = 0.0
         public init() {}
     }
 
@@ -43,12 +47,8 @@ public final class SupervisedTrainer {
     /// One step at training progress `progress` ∈ [0, 1] (for the schedule); returns the mean loss per
     /// answer token and the number of tokens processed.
     public func step(progress: Double) throws -> (loss: Double, tokens: Int) {
-        var seqs: [[Int32]] = [], starts: [Int] = []
-        for _ in 0..<settings.batchSize {
-            let e = examples[Int(rng.next() % UInt64(examples.count))]
-            seqs.append(e.tokens)
-            starts.append(e.answerStart)
-        }
+        let drawn = drawBatch()
+        let seqs = drawn.map(\.tokens), starts = drawn.map(\.answerStart)
         let batch = TokenBatch(sequences: seqs)
         var w = [Float](repeating: 0, count: batch.rowCount)
         for (s, a) in starts.enumerated() {
@@ -61,6 +61,38 @@ public final class SupervisedTrainer {
         optimizer.update(model)
         step += 1
         return (r.loss, batch.rowCount)
+    }
+
+    /// The next batch's examples, with slips applied at `slipRate`.
+    func drawBatch() -> [(tokens: [Int32], answerStart: Int)] {
+        (0..<settings.batchSize).map { _ in
+            let e = examples[Int(rng.next() % UInt64(examples.count))]
+            var tokens = e.tokens
+            if settings.slipRate > 0, Double(rng.next() >> 11) * 0x1p-53 < settings.slipRate {
+                Self.slip(&tokens, answerStart: e.answerStart, tokenizer: tokenizer, rng: &rng)
+            }
+            return (tokens, e.answerStart)
+        }
+    }
+
+    /// Replaces one digit or lowercase letter of the answer (tokens from `answerStart`) by a different one
+    /// of the same kind; leaves answers with neither unchanged.
+    static func slip(_ tokens: inout [Int32], answerStart: Int, tokenizer: CharTokenizer, rng: inout SplitMix64) {
+        let digits = Array("0123456789"), letters = Array("abcdefghijklmnopqrstuvwxyz")
+        func kind(_ t: Int32) -> [Character]? {
+            let k = Int(t) - 4
+            guard k >= 0, k < tokenizer.characters.count else { return nil }
+            let ch = tokenizer.characters[k]
+            return ch.isASCII && ch.isNumber ? digits : (ch.isASCII && ch.isLowercase ? letters : nil)
+        }
+        let positions = (answerStart..<tokens.count).filter { kind(tokens[$0]) != nil }
+        guard !positions.isEmpty else { return }
+        let at = positions[Int(rng.next() % UInt64(positions.count))]
+        let alphabet = kind(tokens[at])!
+        let current = tokenizer.characters[Int(tokens[at]) - 4]
+        let others = alphabet.filter { $0 != current }
+        let replacement = others[Int(rng.next() % UInt64(others.count))]
+        tokens[at] = (try? tokenizer.encode(String(replacement), addBOS: false).first) ?? tokens[at]
     }
 
     public func learningRate(progress: Double) -> Float {

@@ -60,6 +60,8 @@ public struct ClusterConfig: Sendable {
         public let steps: Int
         public let checkpointEvery: Int
         public let evalEvery: Int
+        /// Temperature of `test_accuracy` (greedy accuracy is logged beside it).
+        public let evalTemperature: Double
         /// "uniform" or "dots".
         public let selection: String
         /// K.
@@ -415,6 +417,7 @@ public struct ClusterConfig: Sendable {
             temperature: double("training.temperature")!, maxNewTokens: int("training.max_new_tokens")!,
             miniBatchSize: int("training.mini_batch_size")!, steps: int("training.steps")!,
             checkpointEvery: int("training.checkpoint_every")!, evalEvery: int("training.eval_every")!,
+            evalTemperature: double("training.eval_temperature")!,
             selection: string("training.selection")!, referenceSize: int("training.reference_size")!,
             selectionEvery: int("training.selection_every")!, alpha: double("training.alpha")!,
             tau: double("training.tau")!, replay: bool("training.replay")!,
@@ -424,7 +427,7 @@ public struct ClusterConfig: Sendable {
 
     private static let placeholderTraining = TrainingConfig(
         batchSize: 0, groupSize: 0, learningRate: 0, maxLag: 0, temperature: 0, maxNewTokens: 0, miniBatchSize: 0,
-        steps: 0, checkpointEvery: 0, evalEvery: 0, selection: "", referenceSize: 0, selectionEvery: 0, alpha: 0,
+        steps: 0, checkpointEvery: 0, evalEvery: 0, evalTemperature: 0, selection: "", referenceSize: 0, selectionEvery: 0, alpha: 0,
         tau: 0, replay: false, replayCapacity: 0, replayFractionDelta: 0, seed: 0)
 
     // MARK: addresses

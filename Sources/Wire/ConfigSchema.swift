@@ -161,6 +161,7 @@ public enum ConfigSchema {
         .init("training.steps", .int(1...10_000_000), .defaults(.int(100)), "training steps"),
         .init("training.checkpoint_every", .int(0...10_000_000), .defaults(.int(50)), "steps between checkpoints; 0 = only at the end"),
         .init("training.eval_every", .int(0...10_000_000), .defaults(.int(10)), "steps between evaluations; 0 = never"),
+        .init("training.eval_temperature", .double(0...10), .defaults(.double(1.0)), "temperature of the held-out test_accuracy (one sample a prompt, fixed seed); test_accuracy_greedy is logged too"),
         .init("training.selection", .choice(["uniform", "dots"]), .defaults(.string("uniform")), "prompt selection: uniform baseline or DOTS"),
         .init("training.reference_size", .int(1...1_000_000), .defaults(.int(128)), "K: reference prompts rolled out per selection round"),
         .init("training.selection_every", .int(1...1000), .defaults(.int(2)), "μ: steps per selection round"),

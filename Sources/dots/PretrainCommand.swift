@@ -22,6 +22,8 @@ struct PretrainCommand: AsyncParsableCommand {
     @Option(help: "Prompts per step.") var batchSize: Int = 64
     @Option(help: "Peak learning rate (AdamW).") var learningRate: Float = 1e-3
     @Option(help: "Seed of initialisation and data order.") var seed: UInt64 = 1
+    @Option(help: ArgumentHelp("Probability that an example's answer has one slipped digit or letter.",
+                               discussion: "Drawn afresh at every use: a corpus with careless errors. The committed base uses 0.3.")) var slipRate: Double = 0
     @Option(help: "Seed of the built-in task suite.") var suiteSeed: UInt64 = 1
     @Option(help: "Write a checkpoint to OUT/latest every this many steps (0 = never).") var checkpointEvery: Int = 500
     @OptionGroup var compute: ComputeOptions
@@ -31,6 +33,7 @@ struct PretrainCommand: AsyncParsableCommand {
         if let s = steps, s < 1 { throw ValidationError("--steps must be at least 1.") }
         if let m = minutes, !(m > 0) { throw ValidationError("--minutes must be positive.") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1.") }
+        if !(0...1).contains(slipRate) { throw ValidationError("--slip-rate must be between 0 and 1.") }
     }
 
     func run() throws {
@@ -47,6 +50,7 @@ struct PretrainCommand: AsyncParsableCommand {
         settings.batchSize = batchSize
         settings.learningRate = learningRate
         settings.seed = seed
+        settings.slipRate = slipRate
         let trainer = try SupervisedTrainer(model: model, tokenizer: .standard, problems: suite.train, settings: settings)
         let outURL = URL(fileURLWithPath: out)
         let bar = ProgressLine()
@@ -59,7 +63,8 @@ struct PretrainCommand: AsyncParsableCommand {
         }
         func save(_ name: String) throws {
             try Checkpoint.save(model, tokenizer: .standard, to: outURL.appendingPathComponent(name),
-                                metadata: ["step": "\(trainer.step)", "seed": "\(seed)", "suite_seed": "\(suiteSeed)"])
+                                metadata: ["step": "\(trainer.step)", "seed": "\(seed)", "suite_seed": "\(suiteSeed)",
+                                           "slip_rate": "\(slipRate)"])
         }
         while progress() < 1 {
             let (loss, n) = try trainer.step(progress: progress())

@@ -1,6 +1,6 @@
 import Foundation
 import Model
-import Learner
+@testable import Learner
 import Tasks
 import Testing
 
@@ -31,4 +31,39 @@ import Testing
                                         problems: [Problem(id: 0, prompt: "1+1=", answer: "2")], settings: s)
     #expect(trainer.learningRate(progress: 0.5) == s.learningRate)
     #expect(abs(trainer.learningRate(progress: 1.0) - s.learningRate * s.finalLRFraction) < 1e-9)
+}
+
+@Test func aSlipReplacesOneAnswerCharacterByAnotherOfItsKind() throws {
+    let tok = CharTokenizer.standard
+    var rng = SplitMix64(seed: 7)
+    for (prompt, answer) in [("123+45=", "168"), ("sort:dbca=", "abcd"), ("3-45=", "-42")] {
+        let promptTokens = try tok.encode(prompt)
+        let clean = promptTokens + (try tok.encode(answer, addBOS: false)) + [CharTokenizer.eos]
+        for _ in 0..<50 {
+            var t = clean
+            SupervisedTrainer.slip(&t, answerStart: promptTokens.count, tokenizer: tok, rng: &rng)
+            let changed = t.indices.filter { t[$0] != clean[$0] }
+            #expect(changed.count == 1, "\(answer) → \(tok.decode(Array(t[promptTokens.count...])))")
+            guard let at = changed.first else { continue }
+            #expect(at >= promptTokens.count && at < clean.count - 1, "the slip stays in the answer")
+            let was = tok.decode([clean[at]]), now = tok.decode([t[at]])
+            #expect(was.allSatisfy(\.isNumber) == now.allSatisfy(\.isNumber), "\(was) → \(now) keeps its kind")
+            #expect(now != "-")
+        }
+    }
+}
+
+@Test func slipRateSetsTheShareOfCorruptedExamples() throws {
+    let problems = [Problem(id: 0, prompt: "12+34=", answer: "46")]
+    let model = try Transformer(config: .tiny())
+    model.initialize(seed: 1)
+    var s = SupervisedTrainer.Settings()
+    s.slipRate = 0.3
+    s.batchSize = 400
+    let trainer = try SupervisedTrainer(model: model, tokenizer: .standard, problems: problems, settings: s)
+    let batch = trainer.drawBatch()
+    let clean = try CharTokenizer.standard.encode("12+34=46") + [CharTokenizer.eos]
+    let slipped = batch.filter { $0.tokens != clean }.count
+    // Binomial(400, 0.3): mean 120, sd 9.2; 5 sd either side.
+    #expect(abs(slipped - 120) < 46, "\(slipped) of 400 slipped")
 }
