@@ -106,11 +106,15 @@ public final class LearnerNode {
             try publish(updates)
             let publishTime = Date().timeIntervalSince(publishStart)
 
-            if t.evalEvery > 0 && step % t.evalEvery == 0 || step == t.steps {
+            // eval_every = 0 means never, not even after the last step (`dots bench ttt` evaluates checkpoints
+            // outside the training clock instead).
+            if t.evalEvery > 0 && (step % t.evalEvery == 0 || step == t.steps) {
                 evaluator.start(parameters: updater.model.parameters.array, step: step, waitForPrevious: step == t.steps)
+                if step == t.steps { evaluator.wait() }
             }
-            if step == t.steps { evaluator.wait() }
+            let checkpointStart = Date()
             if t.checkpointEvery > 0 && step % t.checkpointEvery == 0 { try save("step-\(step)") }
+            let checkpointTime = Date().timeIntervalSince(checkpointStart)
 
             var line = stepMetrics(groups, stats: stats)
             if t.replay {
@@ -127,7 +131,7 @@ public final class LearnerNode {
             line["dropped_stale"] = staleThisStep
             line["dropped_stale_total"] = droppedStale
             line["duplicates_total"] = duplicates
-            line["seconds"] = ["collect": collect, "update": update, "publish": publishTime,
+            line["seconds"] = ["collect": collect, "update": update, "publish": publishTime, "checkpoint": checkpointTime,
                                "generation": groups.map(\.generationSeconds).reduce(0, +) / Double(max(1, Set(groups.map(\.actorID)).count))]
             for r in evaluator.takeResults() {
                 line["test_accuracy"] = r.accuracy

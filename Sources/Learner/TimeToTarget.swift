@@ -1,0 +1,113 @@
+import Foundation
+
+/// The paper's headline measurement (DESIGN.md, "How the paper measures its headline"): how many steps
+/// and how much training wall-clock each method needs to reach plain GRPO's final held-out accuracy.
+public enum TimeToTarget {
+    /// One evaluated checkpoint of a run: its step, the training clock at that step (seconds, with
+    /// checkpoint writing and evaluation left out) and its held-out accuracy.
+    public struct Point: Codable, Sendable, Equatable {
+        public var step: Int
+        public var seconds: Double
+        public var accuracy: Double
+        public init(step: Int, seconds: Double, accuracy: Double) {
+            self.step = step
+            self.seconds = seconds
+            self.accuracy = accuracy
+        }
+    }
+
+    /// Trailing moving average over `window` points (fewer at the start): causal, so the step at which a
+    /// smoothed curve first reaches a level never depends on what came after it.
+    public static func smooth(_ points: [Point], window: Int) -> [Point] {
+        precondition(window >= 1)
+        return points.indices.map { i in
+            let lo = max(0, i - window + 1)
+            let mean = points[lo...i].map(\.accuracy).reduce(0, +) / Double(i - lo + 1)
+            return Point(step: points[i].step, seconds: points[i].seconds, accuracy: mean)
+        }
+    }
+
+    /// The first point of a (smoothed) curve at or above `target`, nil if it never gets there.
+    public static func reach(_ curve: [Point], target: Double) -> Point? {
+        curve.first { $0.accuracy >= target - 1e-12 }
+    }
+
+    /// The target: the mean over seeds of the baseline's final smoothed accuracy.
+    public static func target(baselineRuns: [[Point]], window: Int) -> Double? {
+        let finals = baselineRuns.compactMap { smooth($0, window: window).last?.accuracy }
+        return finals.isEmpty ? nil : finals.reduce(0, +) / Double(finals.count)
+    }
+
+    /// A method's reaches over its seeds, against the baseline's.
+    public struct Row: Codable, Sendable {
+        public var method: String
+        /// Per seed: step and training seconds at which the smoothed curve first reached the target (nil: never).
+        public var steps: [Int?]
+        public var seconds: [Double?]
+        /// Means over the seeds that reached the target.
+        public var meanSteps: Double?
+        public var meanSeconds: Double?
+        /// Seconds a step up to the reach, mean over seeds that reached it.
+        public var secondsPerStep: Double?
+        /// 1 − method / baseline, of steps, of time per step, and of total time (the headline); nil when
+        /// either side never reached the target. Spreads are the standard deviations over paired seeds.
+        public var stepsSaved: Double?
+        public var perStepTimeSaved: Double?
+        public var totalTimeSaved: Double?
+        public var totalTimeSavedSpread: Double?
+        public var finalAccuracy: Double?
+    }
+
+    /// Rows for every method; `runs[method]` holds its curves by seed (seed order the same for all).
+    public static func table(runs: [String: [[Point]]], methods: [String], baseline: String, window: Int) -> (target: Double?, rows: [Row]) {
+        let target = self.target(baselineRuns: runs[baseline] ?? [], window: window)
+        func reaches(_ m: String) -> [Point?] {
+            (runs[m] ?? []).map { curve in target.flatMap { reach(smooth(curve, window: window), target: $0) } }
+        }
+        let base = reaches(baseline)
+        let rows = methods.map { m -> Row in
+            let r = reaches(m)
+            let reached = r.compactMap { $0 }
+            func mean(_ xs: [Double]) -> Double? { xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count) }
+            func sd(_ xs: [Double]) -> Double? {
+                guard xs.count > 1, let m = mean(xs) else { return nil }
+                return (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot()
+            }
+            let meanSteps = mean(reached.map { Double($0.step) }), meanSeconds = mean(reached.map(\.seconds))
+            let perStep = mean(reached.map { $0.seconds / Double(max(1, $0.step)) })
+            let baseReached = base.compactMap { $0 }
+            let baseSteps = mean(baseReached.map { Double($0.step) }), baseSeconds = mean(baseReached.map(\.seconds))
+            let basePerStep = mean(baseReached.map { $0.seconds / Double(max(1, $0.step)) })
+            // Paired by seed: the saving of seed i against the baseline's seed i.
+            let paired = zip(r, base).compactMap { a, b -> Double? in
+                guard let a, let b, b.seconds > 0 else { return nil }
+                return 1 - a.seconds / b.seconds
+            }
+            let finals = (runs[m] ?? []).compactMap { smooth($0, window: window).last?.accuracy }
+            return Row(method: m, steps: r.map { $0?.step }, seconds: r.map { $0?.seconds },
+                       meanSteps: meanSteps, meanSeconds: meanSeconds, secondsPerStep: perStep,
+                       stepsSaved: meanSteps.flatMap { s in baseSteps.map { 1 - s / $0 } },
+                       perStepTimeSaved: perStep.flatMap { s in basePerStep.map { 1 - s / $0 } },
+                       totalTimeSaved: meanSeconds.flatMap { s in baseSeconds.map { 1 - s / $0 } },
+                       totalTimeSavedSpread: sd(paired), finalAccuracy: mean(finals))
+        }
+        return (target, rows)
+    }
+
+    /// The table in the form of the paper's Table 1, as Markdown.
+    public static func markdown(target: Double?, rows: [Row], seeds: Int) -> String {
+        func pct(_ x: Double?) -> String { x.map { String(format: "%.1f%%", 100 * $0) } ?? "—" }
+        func num(_ x: Double?, _ f: String) -> String { x.map { String(format: f, $0) } ?? "—" }
+        var s = "Target: \(pct(target)) held-out accuracy (GRPO's final, smoothed, mean of \(seeds) seed\(seeds == 1 ? "" : "s")).\n\n"
+        s += "| method | reached (seeds) | steps to target | steps saved | s / step | time per step saved | time to target | total time saved (± sd) | final accuracy |\n"
+        s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        for r in rows {
+            let reached = r.steps.compactMap { $0 }.count
+            let spread = r.totalTimeSavedSpread.map { String(format: " ± %.1f", 100 * $0) } ?? ""
+            s += "| \(r.method) | \(reached)/\(r.steps.count) | \(num(r.meanSteps, "%.0f")) | \(pct(r.stepsSaved)) | "
+            s += "\(num(r.secondsPerStep, "%.2f")) | \(pct(r.perStepTimeSaved)) | \(num(r.meanSeconds, "%.0f s")) | "
+            s += "\(pct(r.totalTimeSaved))\(spread) | \(pct(r.finalAccuracy)) |\n"
+        }
+        return s
+    }
+}

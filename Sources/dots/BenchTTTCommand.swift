@@ -1,0 +1,181 @@
+import ArgumentParser
+import Foundation
+import Learner
+import Model
+import RolloutActor
+import Tasks
+import Wire
+
+/// `dots bench ttt`: the paper's headline — steps and wall-clock to reach plain GRPO's accuracy.
+struct BenchTTTCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ttt",
+        abstract: "Time to target: steps and wall-clock each method needs to reach plain GRPO's held-out accuracy.",
+        discussion: """
+        From the same base checkpoint, with the same settings and seeds, runs `dots launch` for each method —
+        grpo (uniform, no replay), dots (DOTS selection), rr (rollout replay), dots+rr — one after another,
+        seed by seed, with a checkpoint every --checkpoint-every steps and no evaluation during training.
+        Then it evaluates every checkpoint on the held-out split (outside the training clock; the training
+        clock also leaves out checkpoint writing), smooths each curve with a trailing mean over --window
+        checkpoints, takes the target = GRPO's final smoothed accuracy (mean over seeds), and reports for each
+        method the first step and training time at which its smoothed curve reaches the target, in the form
+        of the paper's Table 1. Writes OUT/summary.json, OUT/table.md and OUT/accuracy.svg.
+        """)
+
+    @Option(help: "The cluster file the runs start from (its [training] settings are shared by every method).")
+    var config = "cluster.conf"
+    @Flag(help: "A ten-minute version: 1 seed, 40 steps, the same code path.")
+    var quick = false
+    @Option(help: "Seeds per method (default 3; 1 with --quick).") var seeds: Int?
+    @Option(help: "Training steps per run (default 100; 40 with --quick).") var steps: Int?
+    @Option(help: "Methods to run, comma-separated, the baseline first.") var methods = "grpo,dots,rr,dots+rr"
+    @Option(help: "Steps between checkpoints (each one is evaluated).") var checkpointEvery = 2
+    @Option(help: "Smoothing window in checkpoints (trailing mean).") var window = 5
+    @Option(help: "Output folder (default runs/ttt-<yyyyMMdd-HHmmss>).") var out: String?
+    @Option(help: "A setting for every run, as in dots launch (repeatable).") var set: [String] = []
+    @Option(help: "OpenBLAS threads for evaluating checkpoints (nothing else runs then).") var evalThreads = 2
+    @Flag(help: "Keep every evaluated checkpoint (by default only each run's final one is kept).")
+    var keepCheckpoints = false
+
+    static let methodSettings: [String: [String]] = [
+        "grpo": ["training.selection=uniform", "training.replay=false"],
+        "dots": ["training.selection=dots", "training.replay=false"],
+        "rr": ["training.selection=uniform", "training.replay=true"],
+        "dots+rr": ["training.selection=dots", "training.replay=true"],
+    ]
+
+    var methodList: [String] { methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+    var seedCount: Int { seeds ?? (quick ? 1 : 3) }
+    var stepCount: Int { steps ?? (quick ? 40 : 100) }
+
+    func validate() throws {
+        for m in methodList where Self.methodSettings[m] == nil {
+            throw ValidationError("Unknown method \"\(m)\"; choose from grpo, dots, rr, dots+rr.")
+        }
+        if methodList.isEmpty { throw ValidationError("--methods names no method.") }
+        if seedCount < 1 || stepCount < 1 || checkpointEvery < 1 || window < 1 {
+            throw ValidationError("--seeds, --steps, --checkpoint-every and --window must be at least 1.")
+        }
+    }
+
+    func run() throws {
+        var cluster: ClusterConfig
+        do {
+            cluster = try ClusterConfig.load(path: config)
+            try cluster.set(assignments: set)
+        } catch { throw UserError("\(error)") }
+        let stamp = DateFormatter()
+        stamp.dateFormat = "yyyyMMdd-HHmmss"
+        let outDir = URL(fileURLWithPath: out ?? "runs/ttt-\(stamp.string(from: Date()))")
+        try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+        let list = methodList
+        let total = list.count * seedCount
+        print("Time to target: \(list.joined(separator: ", ")) × \(seedCount) seed(s) × \(stepCount) steps, checkpoints every \(checkpointEvery); output \(outDir.path)")
+
+        // 1. Train: seed by seed, methods interleaved, so a slow spell of the machine hits every method.
+        var done = 0
+        let started = Date()
+        for seed in 1...seedCount {
+            for m in list {
+                let runDir = outDir.appendingPathComponent("\(m)-seed\(seed)")
+                let runStart = Date()
+                try train(method: m, seed: seed, runDir: runDir)
+                done += 1
+                let el = Date().timeIntervalSince(started)
+                print(String(format: "[%d/%d] trained %@ seed %d: %d steps in %@ (ETA of training %@)", done, total, m, seed,
+                             stepCount, formatDuration(Date().timeIntervalSince(runStart)),
+                             formatDuration(el / Double(done) * Double(total - done))))
+            }
+        }
+
+        // 2. Evaluate every checkpoint, outside the training clock.
+        setComputeThreads(evalThreads)
+        let test = TaskSuite.builtIn(seed: 1).test
+        var curves: [String: [[TimeToTarget.Point]]] = [:]
+        done = 0
+        for seed in 1...seedCount {
+            for m in list {
+                let runDir = outDir.appendingPathComponent("\(m)-seed\(seed)")
+                let curve = try evaluate(runDir: runDir, test: test, training: cluster.training)
+                curves[m, default: []].append(curve)
+                done += 1
+                print(String(format: "[%d/%d] evaluated %@ seed %d: %d checkpoints, %.1f%% → %.1f%%", done, total, m, seed,
+                             curve.count, 100 * (curve.first?.accuracy ?? .nan), 100 * (curve.last?.accuracy ?? .nan)))
+            }
+        }
+
+        // 3. Summarise.
+        let (target, rows) = TimeToTarget.table(runs: curves, methods: list, baseline: list[0], window: window)
+        let table = TimeToTarget.markdown(target: target, rows: rows, seeds: seedCount)
+        print("\n" + table)
+        try table.write(to: outDir.appendingPathComponent("table.md"), atomically: true, encoding: .utf8)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        struct Summary: Encodable {
+            var methods: [String], seeds: Int, steps: Int, checkpointEvery: Int, window: Int
+            var target: Double?, rows: [TimeToTarget.Row], curves: [String: [[TimeToTarget.Point]]]
+        }
+        try enc.encode(Summary(methods: list, seeds: seedCount, steps: stepCount, checkpointEvery: checkpointEvery,
+                               window: window, target: target, rows: rows, curves: curves))
+            .write(to: outDir.appendingPathComponent("summary.json"))
+        let svg = TimeToTargetPlot.svg(curves: curves, methods: list, window: window, target: target)
+        try svg.write(to: outDir.appendingPathComponent("accuracy.svg"), atomically: true, encoding: .utf8)
+        print("Wrote \(outDir.path)/table.md, summary.json and accuracy.svg")
+    }
+
+    /// One `dots launch` as a child process, its output in RUN_DIR.log; throws unless it exits 0.
+    func train(method: String, seed: Int, runDir: URL) throws {
+        try? FileManager.default.removeItem(at: runDir)
+        let settings = set + Self.methodSettings[method]! + [
+            "training.seed=\(seed)", "training.eval_every=0", "training.checkpoint_every=\(checkpointEvery)",
+        ]
+        let args = ["launch", "--config", config, "--run-dir", runDir.path, "--steps", "\(stepCount)"]
+            + settings.flatMap { ["--set", $0] }
+        let logPath = runDir.path + ".log"
+        try? FileManager.default.removeItem(atPath: logPath)
+        let child = try ChildProcess.spawn(executable: currentExecutablePath(), arguments: args,
+                                           environment: ProcessInfo.processInfo.environment, logPath: logPath)
+        while true {
+            if let end = child.poll() {
+                guard case .exited(0) = end else {
+                    throw UserError("The \(method) run (seed \(seed)) failed (\(end)); its output is in \(logPath).")
+                }
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+    }
+
+    /// Held-out accuracy of every `step-N` checkpoint of a run (and step 0 = the base), with the run's
+    /// training clock: metrics.jsonl's `time` less the checkpoint writing up to that step.
+    func evaluate(runDir: URL, test: [Problem], training: ClusterConfig.TrainingConfig) throws -> [TimeToTarget.Point] {
+        var clock: [Int: Double] = [0: 0]
+        var checkpointSeconds = 0.0
+        let metrics = try String(contentsOf: runDir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        for line in metrics.split(separator: "\n") {
+            guard let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let step = obj["step"] as? Int, let time = obj["time"] as? Double else { continue }
+            checkpointSeconds += (obj["seconds"] as? [String: Any])?["checkpoint"] as? Double ?? 0
+            clock[step] = time - checkpointSeconds
+        }
+        let dir = runDir.appendingPathComponent("checkpoints")
+        var steps = (try FileManager.default.contentsOfDirectory(atPath: dir.path))
+            .compactMap { $0.hasPrefix("step-") ? Int($0.dropFirst(5)) : nil }.sorted()
+        steps.insert(0, at: 0)
+        // The run's own config names the base checkpoint as the learner read it.
+        let base = URL(fileURLWithPath: try ClusterConfig.load(path: runDir.appendingPathComponent("cluster.conf").path).model.checkpoint)
+        var points: [TimeToTarget.Point] = []
+        for step in steps {
+            let ckpt = step == 0 ? base : dir.appendingPathComponent("step-\(step)")
+            let (model, tok) = try Checkpoint.load(ckpt)
+            let options = SamplingOptions(temperature: Float(training.evalTemperature), maxNewTokens: training.maxNewTokens,
+                                          seed: 20_251_125)
+            let out = try RolloutEngine(model: model, tokenizer: tok).rollout(test, samples: 1, options: options)
+            let acc = out.map(\.passRate).reduce(0, +) / Double(max(1, out.count))
+            guard let seconds = clock[step] else { continue }
+            points.append(.init(step: step, seconds: seconds, accuracy: acc))
+            if step != 0 && !keepCheckpoints { try? FileManager.default.removeItem(at: ckpt) }
+        }
+        return points
+    }
+}
