@@ -57,7 +57,11 @@ struct LaunchCommand: AsyncParsableCommand {
                                valueName: "key=value"))
     var overrides: [String] = []
 
+    @Flag(help: "Every child logs every event (debug level), not only those that matter.")
+    var verbose = false
+
     func run() async throws {
+        if verbose { setenv("DOTS_LOG_LEVEL", "debug", 1) }
         let plan = try LaunchPlan(configPath: config, steps: steps, runDir: runDir, hostName: host, overrides: overrides)
         let code = await Supervisor(plan: plan).run()
         if code != 0 { throw ExitCode(code) }
@@ -345,6 +349,9 @@ final class Supervisor {
         }
         var environment = ProcessInfo.processInfo.environment
         environment[launcherPIDVariable] = String(getpid())
+        // Each child's log lines and reports name the run; its reports count the restarts.
+        environment["DOTS_RUN_ID"] = URL(fileURLWithPath: plan.runDir).lastPathComponent
+        environment["DOTS_RESTARTS"] = String(children[i].starts)
         do {
             children[i].process = try ChildProcess.spawn(executable: plan.executable, arguments: arguments,
                                                          environment: environment, logPath: log)
