@@ -27,6 +27,7 @@ public final class CoordinatorNode {
         self.config = config
         log = roleLogger(.coordinator, worker: ClusterConfig.coordinatorID)
         report = StatsReporter(role: .coordinator, sender: ClusterConfig.coordinatorID, host: config.coordinatorHost.name, rejects: rejects)
+        report.set(["prompts_granted_total": 0, "prompts_requeued_total": 0])
         node = try WireNode(config: config, security: security)
         let suite = TaskSuite.builtIn(seed: 1)
         let t = config.training

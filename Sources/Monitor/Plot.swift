@@ -3,7 +3,8 @@ import Foundation
 /// The series `dots plot` draws from one run folder's metrics.jsonl.
 public struct RunMetrics: Sendable {
     public var name: String
-    /// (seconds since the learner started, held-out accuracy), each time an evaluation finished.
+    /// (seconds since the learner started, held-out accuracy): each evaluation at the time its weights
+    /// were made (the end of the step it evaluated; step 0, the starting weights, at 0).
     public var accuracy: [(Double, Double)] = []
     /// Per actor id: (seconds, tokens/s over that step's generation).
     public var tokensPerSecond: [String: [(Double, Double)]] = [:]
@@ -22,11 +23,17 @@ public struct RunMetrics: Sendable {
             throw PlotError("\(runDir) has no metrics.jsonl; is it a run folder written by `dots launch`?")
         }
         var run = RunMetrics(name: URL(fileURLWithPath: runDir).standardizedFileURL.lastPathComponent)
+        var stepTimes: [Int: Double] = [0: 0]
         for line in data.split(separator: UInt8(ascii: "\n")) {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
                   let time = (object["time"] as? NSNumber)?.doubleValue else { continue }
             run.steps += 1
-            if let a = (object["test_accuracy"] as? NSNumber)?.doubleValue { run.accuracy.append((time, a)) }
+            if let step = (object["step"] as? NSNumber)?.intValue { stepTimes[step] = time }
+            if let a = (object["test_accuracy"] as? NSNumber)?.doubleValue {
+                // An evaluation runs beside training and lands in a later line; place it at its step's time.
+                let evaluated = (object["test_step"] as? NSNumber)?.intValue
+                run.accuracy.append((evaluated.flatMap { stepTimes[$0] } ?? time, a))
+            }
             for (actor, value) in (object["tokens_per_s"] as? [String: Any]) ?? [:] {
                 if let v = (value as? NSNumber)?.doubleValue, v.isFinite { run.tokensPerSecond[actor, default: []].append((time, v)) }
             }
@@ -74,18 +81,19 @@ public enum Plot {
             <rect width="100%" height="100%" fill="white"/>
 
             """
+        let xTicks = ticks(0, max(maxTime / unit.divisor, 1e-9))
         out += chart(title: "Held-out accuracy (greedy) against wall-clock time", yLabel: "accuracy (%)",
-                     xLabel: "wall-clock time since the learner started (\(unit.name))", series: accuracy, unit: unit.divisor,
+                     xLabel: "wall-clock time since the learner started (\(unit.name))", series: accuracy, unit: unit.divisor, xTicks: xTicks,
                      origin: (0, 0), size: (width, chartHeight), yFromZero: false,
                      empty: "no held-out accuracy in these runs (training.eval_every = 0?)", markers: true)
         out += chart(title: "Generation speed per actor (tokens/s over each step's generation)", yLabel: "tokens/s",
-                     xLabel: "wall-clock time since the learner started (\(unit.name))", series: tokens, unit: unit.divisor,
+                     xLabel: "wall-clock time since the learner started (\(unit.name))", series: tokens, unit: unit.divisor, xTicks: xTicks,
                      origin: (0, chartHeight + 20), size: (width, chartHeight), yFromZero: true,
                      empty: "no tokens_per_s in these runs", markers: false)
         return out + "</svg>\n"
     }
 
-    private static func chart(title: String, yLabel: String, xLabel: String, series: [Series], unit: Double,
+    private static func chart(title: String, yLabel: String, xLabel: String, series: [Series], unit: Double, xTicks: [Double],
                               origin: (Double, Double), size: (Double, Double), yFromZero: Bool, empty: String,
                               markers: Bool) -> String {
         let left = origin.0 + 70, right = origin.0 + size.0 - 190, top = origin.1 + 40, bottom = origin.1 + size.1 - 50
@@ -97,8 +105,7 @@ public enum Plot {
             s += text((left + right) / 2, (top + bottom) / 2, empty, anchor: "middle", color: "#666")
             return s + "</g>\n"
         }
-        let xs = points.map { $0.0 / unit }, ys = points.map(\.1)
-        let xTicks = ticks(0, max(xs.max()!, 1e-9))
+        let ys = points.map(\.1)
         var yMin = yFromZero ? 0 : ys.min()!, yMax = ys.max()!
         if yMax - yMin < 1e-9 { yMin -= 1; yMax += 1 }
         let yTicks = ticks(yMin, yMax)

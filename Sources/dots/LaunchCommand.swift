@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Monitor
 import Wire
 #if canImport(Glibc)
 import Glibc
@@ -304,6 +305,9 @@ final class Supervisor {
         display.say("Run folder \(r): config \(r)/cluster.conf, logs \(r)/logs/, metrics \(r)/metrics.jsonl, checkpoints \(r)/checkpoints/")
         display.say("Host \"\(plan.host.name)\" (\(plan.host.address)): starting \(plan.roles.map(\.name).joined(separator: ", "))"
                     + (plan.resume ? "; the learner resumes from \(r)/checkpoints/." : "."))
+        if plan.roles.contains(.coordinator), let url = plan.config.metricsURL {
+            display.say("Watch it: `dots top --config \(plan.runDirDisplay)/cluster.conf`, or Prometheus metrics at \(url).")
+        }
         if plan.roles.contains(.learner) {
             display.say("Training \(plan.config.training.steps) steps. Ctrl-C stops cleanly: the learner writes a final checkpoint first.")
         } else {

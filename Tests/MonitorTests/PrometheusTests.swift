@@ -8,8 +8,8 @@ import Wire
     @Test func rendersTheTextFormat() {
         let families = [
             MetricFamily("dots_groups_sent_total", .counter, help: "rollout groups sent", samples: [
-                .init([("role", "actor"), ("worker", "1000"), ("host", "gpu\"1\\")]), 12),
-                .init([("role", "actor"), ("worker", "1001"), ("host", "a\nb")]), 0.5),
+                .init([("role", "actor"), ("worker", "1000"), ("host", "gpu\"1\\")], 12),
+                .init([("role", "actor"), ("worker", "1001"), ("host", "a\nb")], 0.5),
             ]),
             MetricFamily("dots_empty", .gauge, help: "left out: no samples"),
             MetricFamily("dots_up", .gauge, help: "line one\nline two", samples: [.init([], 1)]),
@@ -28,12 +28,12 @@ import Wire
 
     @Test func parsesWhatItRenders() throws {
         let families = [MetricFamily("x_total", .counter, help: "h", samples: [
-            .init([("a", "q\"uo\\te"), ("b", "new\nline")]), 1e-7), .init([("a", "")], 123456789),
+            .init([("a", "q\"uo\\te"), ("b", "new\nline")], 1e-7), .init([("a", "")], 123456789),
         ])]
         let samples = try PrometheusText.parse(PrometheusText.render(families) + "y{} NaN 1700000000\nz +Inf\n")
         #expect(samples.count == 4)
-        #expect(samples[0] == .init(name: "x_total", labels: ["a": "q\"uo\\te", "b": "new\nline"], value: 1e-7))
-        #expect(samples[1] == .init(name: "x_total", labels: ["a": ""], value: 123456789))
+        #expect(samples[0] == PrometheusText.ParsedSample(name: "x_total", labels: ["a": "q\"uo\\te", "b": "new\nline"], value: 1e-7))
+        #expect(samples[1] == PrometheusText.ParsedSample(name: "x_total", labels: ["a": ""], value: 123456789))
         #expect(samples[2].name == "y" && samples[2].value.isNaN)
         #expect(samples[3].value == .infinity)
         #expect(throws: PrometheusText.ParseError.self) { try PrometheusText.parse("ok 1\nnot a sample line\n") }
@@ -95,14 +95,16 @@ import Wire
         let server = try MetricsServer(context: context, endpoint: "tcp://127.0.0.1:*")
         let port = Int(server.endpoint.split(separator: ":").last!)!
         let body = "# HELP dots_up up\n# TYPE dots_up gauge\ndots_up{worker=\"1\"} 1\n"
-        let done = Mutex(false)
+        let done = Atomic(false)
+        // Only this thread touches the server until `done`.
+        nonisolated(unsafe) let unsafeServer = server
         let thread = Thread {
-            while !done.withLock({ $0 }) {
-                if (try? server.socket.poll(.readable, timeout: .milliseconds(20))) == true { server.serve { body } }
+            while !done.load(ordering: .relaxed) {
+                if (try? unsafeServer.socket.poll(.readable, timeout: .milliseconds(20))) == true { unsafeServer.serve { body } }
             }
         }
         thread.start()
-        defer { done.withLock { $0 = true } }
+        defer { done.store(true, ordering: .relaxed) }
         let url = MetricsURL(host: "127.0.0.1", port: port)
         // Several in a row: each is its own connection, closed after the answer.
         for _ in 0..<3 { #expect(try HTTPGet.fetch(url) == body) }
