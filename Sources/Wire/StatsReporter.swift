@@ -65,19 +65,23 @@ public final class StatsReporter: Sendable {
     }
 
     /// Starts the heartbeat thread: one report at once, then one a second until `stopReporting` (or a
-    /// stop signal, after one last report with state `stopping`).
+    /// stop signal, after one last report with state `stopping`). A report that cannot go yet (the
+    /// connection is not up: `ZMQ_IMMEDIATE`) is tried again 50 ms later rather than a second later.
     public func startReporting(_ node: WireNode) {
         let thread = Thread { [self] in
             guard let socket = try? node.connect(.stats) else { return }
             defer { socket.close() }
+            var due = ContinuousClock.now
             while !stop.load(ordering: .relaxed) {
-                if StopSignal.requested { setState(.stopping) }
-                // Non-blocking: a coordinator that is away must not stall the role.
-                _ = try? socket.send(WireCodec.encode(.heartbeat(snapshot()), sender: sender), dontWait: true)
-                if StopSignal.requested { break }
-                for _ in 0..<10 where !stop.load(ordering: .relaxed) && !StopSignal.requested {
-                    Thread.sleep(forTimeInterval: 0.1)
+                let stopping = StopSignal.requested
+                if stopping { setState(.stopping) }
+                if ContinuousClock.now >= due || stopping {
+                    // Non-blocking: a coordinator that is away must not stall the role.
+                    let sent = (try? socket.send(WireCodec.encode(.heartbeat(snapshot()), sender: sender), dontWait: true)) ?? false
+                    due = ContinuousClock.now + (sent ? .seconds(1) : .milliseconds(50))
                 }
+                if stopping { break }
+                Thread.sleep(forTimeInterval: 0.05)
             }
         }
         thread.start()
