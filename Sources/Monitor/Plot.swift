@@ -55,7 +55,12 @@ public enum Plot {
         var label: String
         var points: [(Double, Double)]
         var color: String
+        /// SVG stroke-dasharray; empty for a solid line.
+        var dash = ""
     }
+
+    /// Line styles that tell a run's actors apart when the colour says which run.
+    static let dashes = ["", "7 4", "2 3", "10 3 2 3", "4 4"]
 
     /// Tableau 10: distinguishable, and readable on white.
     static let palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
@@ -66,11 +71,14 @@ public enum Plot {
         let accuracy = runs.enumerated().map { i, r in
             Series(label: r.name, points: r.accuracy.map { ($0.0, 100 * $0.1) }, color: palette[i % palette.count])
         }
+        // One run: a colour per actor. Several: each run keeps its colour from the accuracy chart, and its
+        // actors differ by line style.
         var tokens: [Series] = []
-        for r in runs {
-            for actor in r.tokensPerSecond.keys.sorted(by: { (Int($0) ?? 0) < (Int($1) ?? 0) }) {
+        for (i, r) in runs.enumerated() {
+            for (j, actor) in r.tokensPerSecond.keys.sorted(by: { (Int($0) ?? 0) < (Int($1) ?? 0) }).enumerated() {
                 tokens.append(Series(label: multi ? "\(r.name) · actor \(actor)" : "actor \(actor)",
-                                     points: r.tokensPerSecond[actor]!, color: palette[tokens.count % palette.count]))
+                                     points: r.tokensPerSecond[actor]!,
+                                     color: palette[(multi ? i : j) % palette.count], dash: multi ? dashes[j % dashes.count] : ""))
             }
         }
         let maxTime = (accuracy + tokens).flatMap { $0.points.map(\.0) }.max() ?? 1
@@ -125,12 +133,13 @@ public enum Plot {
         s += "<text x=\"\(f(origin.0 + 18))\" y=\"\(f((top + bottom) / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 \(f(origin.0 + 18)) \(f((top + bottom) / 2)))\">\(escape(yLabel))</text>\n"
         for (i, series) in series.enumerated() where !series.points.isEmpty {
             let pts = series.points.map { "\(f(px($0.0 / unit))),\(f(py($0.1)))" }.joined(separator: " ")
-            s += "<polyline points=\"\(pts)\" fill=\"none\" stroke=\"\(series.color)\" stroke-width=\"\(markers ? 2 : 1.5)\" stroke-linejoin=\"round\"/>\n"
+            let dash = series.dash.isEmpty ? "" : " stroke-dasharray=\"\(series.dash)\""
+            s += "<polyline points=\"\(pts)\" fill=\"none\" stroke=\"\(series.color)\" stroke-width=\"\(markers ? 2 : 1.5)\"\(dash) stroke-linejoin=\"round\"/>\n"
             if markers {
                 for p in series.points { s += "<circle cx=\"\(f(px(p.0 / unit)))\" cy=\"\(f(py(p.1)))\" r=\"3\" fill=\"\(series.color)\"/>\n" }
             }
             let ly = top + 8 + Double(i) * 18
-            s += "<line x1=\"\(f(right + 16))\" y1=\"\(f(ly))\" x2=\"\(f(right + 36))\" y2=\"\(f(ly))\" stroke=\"\(series.color)\" stroke-width=\"3\"/>\n"
+            s += "<line x1=\"\(f(right + 12))\" y1=\"\(f(ly))\" x2=\"\(f(right + 36))\" y2=\"\(f(ly))\" stroke=\"\(series.color)\" stroke-width=\"2.5\"\(dash)/>\n"
             s += text(right + 42, ly + 4, String(series.label.prefix(24)))
         }
         return s + "</g>\n"
