@@ -86,6 +86,9 @@ public final class CoordinatorNode {
             try reply(socket, id, .assignmentGrant(emptyGrant(version: 0)))
             return
         }
+        // An actor asking without weights is a new process (or one whose fetch failed): it cannot have done
+        // the work granted to its id before.
+        if req.weightsVersion == WeightsRequest.none { requeue(req.actorID, because: "asks without weights") }
         let items = scheduler.grant(actor: req.actorID, capacity: Int(req.capacity))
         report.add("prompts_granted_total", Double(items.count))
         let t = config.training
@@ -141,10 +144,23 @@ public final class CoordinatorNode {
         guard let env = codec.decode(frames, rejects: rejects) else { return }
         switch env.message {
         case .heartbeat(let s), .stats(let s):
-            if s.role == .actor { lastSeen[env.sender] = Date() }
+            if s.role == .actor {
+                // A new pid under a known id: the actor restarted, and its predecessor's grant is lost.
+                if let before = cluster.workers[env.sender]?.stats.pid, before != s.pid { requeue(env.sender, because: "restarted") }
+                lastSeen[env.sender] = Date()
+            }
             record(env.sender, s)
         default: break
         }
+    }
+
+    /// Puts an actor's outstanding prompts back at the front of the queue. A restart quicker than the 3 s
+    /// reaping would otherwise lose them: the new process's first request would count them as done.
+    private func requeue(_ actor: UInt64, because reason: String) {
+        guard let held = scheduler.outstanding[actor], !held.isEmpty else { return }
+        scheduler.actorDied(actor, currentVersion: Int(weights?.version ?? 0))
+        report.add("prompts_requeued_total", Double(held.count))
+        log.warning("actor \(reason); its outstanding prompts are re-queued", metadata: ["actor": "\(actor)", "prompts": "\(held.count)"])
     }
 
     private func reapDeadActors() {

@@ -118,3 +118,10 @@ public struct LineLogHandler: LogHandler {
         LoggingSystem.bootstrap { _ in LineLogHandler(level: level) }
     }
 }
+
+/// The earlier one-line log call, kept so code written against it still builds: an info line through
+/// the process's log format (run, role and worker come from `LogContext`). New code: `roleLogger` and
+/// metadata.
+public func roleLog(_ role: String, _ message: String) {
+    Logger(label: "dots.\(role)").info("\(message)")
+}

@@ -7,9 +7,9 @@ import Darwin
 #endif
 
 /// Monitoring end to end: a real run serving /metrics, scraped by curl while it trains, `dots top
-/// --once` against it, and `dots plot` of the run folder it wrote.
-@Suite("monitoring, multi-process", .serialized, .timeLimit(.minutes(3)))
-struct MonitoringTests {
+/// --once` against it, and `dots plot` of the run folder it wrote. In the launch suite, which runs its
+/// tests one at a time, so two clusters never share the two cores (that starves one of them).
+extension LaunchTests {
     @Test("curl scrapes /metrics during a run: every actor's counters move; dots top has a row per actor; dots plot draws the run")
     func scrapeDuringRun() async throws {
         let cluster = try TestCluster(monitoring: true)
