@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // cluster.conf is TOML; TOMLKit wraps the maintained toml++ parser.
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // Structured logs: libraries log through `Logger`, only the executable picks the output format.
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // C shim: OpenBLAS's CBLAS interface (Debian `libopenblas-dev`).
@@ -38,18 +40,23 @@ let package = Package(
 
         .target(name: "Model", dependencies: ["CBLAS"], path: "Sources/Model", swiftSettings: numeric),
         .target(name: "Tasks", path: "Sources/Tasks"),
-        .target(name: "Wire", dependencies: ["CZMQ", "TOMLKit"], path: "Sources/Wire"),
+        .target(name: "Wire", dependencies: ["CZMQ", "TOMLKit", .product(name: "Logging", package: "swift-log")],
+                path: "Sources/Wire"),
+        // What the cluster is doing: per-worker stats aggregated by the coordinator, /metrics (Prometheus
+        // text), the `dots top` table and the `dots plot` charts.
+        .target(name: "Monitor", dependencies: ["Wire"], path: "Sources/Monitor"),
         // `Actor` would clash with Swift's `Actor` protocol, hence the target name.
         .target(name: "RolloutActor", dependencies: ["Model", "Wire", "Tasks"], path: "Sources/Actor",
                 swiftSettings: numeric),
         .target(name: "Learner", dependencies: ["Model", "Wire", "Tasks", "RolloutActor"], path: "Sources/Learner",
                 swiftSettings: numeric),
-        .target(name: "Coordinator", dependencies: ["Model", "Wire", "Tasks", "RolloutActor"], path: "Sources/Coordinator",
+        .target(name: "Coordinator", dependencies: ["Model", "Wire", "Tasks", "RolloutActor", "Monitor"], path: "Sources/Coordinator",
                 swiftSettings: numeric),
         .executableTarget(
             name: "dots",
             dependencies: [
-                "Model", "Tasks", "Wire", "RolloutActor", "Learner", "Coordinator",
+                "Model", "Tasks", "Wire", "RolloutActor", "Learner", "Coordinator", "Monitor",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/dots", swiftSettings: numeric),
@@ -60,6 +67,7 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire"], path: "Tests/WireTests"),
         .testTarget(name: "ActorTests", dependencies: ["RolloutActor"], path: "Tests/ActorTests", swiftSettings: numeric),
         .testTarget(name: "LearnerTests", dependencies: ["Learner"], path: "Tests/LearnerTests", swiftSettings: numeric),
+        .testTarget(name: "MonitorTests", dependencies: ["Monitor"], path: "Tests/MonitorTests"),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator"], path: "Tests/CoordinatorTests"),
         // Starts the real `dots` binary as separate processes on loopback.
         .testTarget(name: "MultiProcessTests", dependencies: ["dots"], path: "Tests/MultiProcessTests"),

@@ -15,20 +15,23 @@ import struct
 import sys
 
 MAGIC = b"DOTS"
-VERSION = 1
+VERSION = 2
 KINDS = {1: "RolloutGroup", 2: "AssignmentRequest", 3: "AssignmentGrant", 4: "WeightsRequest",
          5: "Weights", 6: "Heartbeat", 7: "Stats", 8: "Control"}
 KIND_IDS = {name: k for k, name in KINDS.items()}
 BODY_FRAMES = {"RolloutGroup": 6, "AssignmentRequest": 1, "AssignmentGrant": 2, "WeightsRequest": 1,
-               "Weights": 2, "Heartbeat": 2, "Stats": 2, "Control": 2}
+               "Weights": 2, "Heartbeat": 3, "Stats": 3, "Control": 2}
 MAX_MESSAGE = 256 << 20
 MAX_G = 1024
 MAX_TOKENS = 1 << 20
 MAX_PROMPTS = 65536
 MAX_ENTRIES = 4096
+MAX_LABELS = 64
+MAX_LABEL_VALUE = 1024
 MAX_WEIGHTS = 64 << 30
 MAX_REASON = 1024
 ROLES = {1: "coordinator", 2: "learner", 3: "actor", 4: "launcher"}
+STATES = {1: "starting", 2: "waiting", 3: "working", 4: "syncing", 5: "stopping"}
 COMMANDS = {1: "pause", 2: "resume", 3: "drain", 4: "shutdown"}
 
 
@@ -94,11 +97,16 @@ def encode_body(m):
                 arr("f", m["payload"])]
     if kind in ("Heartbeat", "Stats"):
         role = {v: k for k, v in ROLES.items()}[m["role"]]
+        state = {v: k for k, v in STATES.items()}[m["state"]]
         table = [struct.pack("<I", len(m["values"]))]
         for key in sorted(m["values"], key=lambda k: k.encode()):
             raw = key.encode()
             table.append(struct.pack("<H", len(raw)) + raw + struct.pack("<d", m["values"][key]))
-        return [struct.pack("<HHId", role, 0, m["pid"], m["sent_at"]), b"".join(table)]
+        labels = [struct.pack("<I", len(m["labels"]))]
+        for key in sorted(m["labels"], key=lambda k: k.encode()):
+            raw, value = key.encode(), m["labels"][key].encode()
+            labels.append(struct.pack("<H", len(raw)) + raw + struct.pack("<H", len(value)) + value)
+        return [struct.pack("<HHId", role, state, m["pid"], m["sent_at"]), b"".join(table), b"".join(labels)]
     if kind == "Control":
         command = {v: k for k, v in COMMANDS.items()}[m["command"]]
         return [struct.pack("<HH", command, 0), m["reason"].encode()]
@@ -248,11 +256,11 @@ def d_weights(f, kind):
 
 def d_stats(f, kind):
     fixed(f[0], 16, "stats")
-    role, reserved, pid, sent_at = struct.unpack("<HHId", f[0])
-    if reserved:
-        raise Reject("invalid_field", "reserved")
+    role, state, pid, sent_at = struct.unpack("<HHId", f[0])
     if role not in ROLES:
         raise Reject("invalid_field", f"role {role}")
+    if state not in STATES:
+        raise Reject("invalid_field", f"state {state}")
     finite([sent_at], "sent_at")
     t = f[1]
     if len(t) < 4:
@@ -286,7 +294,54 @@ def d_stats(f, kind):
         values[key] = value
     if pos != len(t):
         raise Reject("length_mismatch", "bytes after the last entry")
-    return {"role": ROLES[role], "pid": pid, "sent_at": sent_at, "values": values}
+    return {"role": ROLES[role], "state": STATES[state], "pid": pid, "sent_at": sent_at, "values": values,
+            "labels": d_labels(f[2])}
+
+
+def d_labels(t):
+    """Frame 2 of Heartbeat/Stats: count u32, then (key_length u16, key, value_length u16, value) each."""
+    if len(t) < 4:
+        raise Reject("truncated", "labels")
+    (count,) = struct.unpack_from("<I", t, 0)
+    limit(count, MAX_LABELS, "labels")
+    if count * 5 > len(t) - 4:
+        raise Reject("truncated", "labels too short for their count")
+    pos, labels = 4, {}
+
+    def text(n, what):
+        nonlocal pos
+        if len(t) - pos < n:
+            raise Reject("truncated", what)
+        try:
+            out = t[pos:pos + n].decode("utf-8")
+        except UnicodeDecodeError:
+            raise Reject("invalid_field", f"{what} not UTF-8")
+        pos += n
+        return out
+
+    def length():
+        nonlocal pos
+        if len(t) - pos < 2:
+            raise Reject("truncated", "label length")
+        (n,) = struct.unpack_from("<H", t, pos)
+        pos += 2
+        return n
+
+    for _ in range(count):
+        n = length()
+        if not 1 <= n <= 255:
+            raise Reject("invalid_field", f"label key of {n} bytes")
+        key = text(n, "label key")
+        n = length()
+        if n > MAX_LABEL_VALUE:
+            raise Reject("oversized", f"label value of {n} bytes")
+        value = text(n, "label value")
+        if key in labels:
+            raise Reject("invalid_field", f"duplicate label {key}")
+        labels[key] = value
+    if pos != len(t):
+        raise Reject("length_mismatch", "bytes after the last label")
+    return labels
 
 
 def d_control(f, kind):
@@ -349,10 +404,12 @@ def samples():
         {"kind": "WeightsRequest", "sender": 102, "weights_version": (1 << 64) - 1, "actor_id": 102},
         {"kind": "Weights", "sender": 1, "weights_version": 8, "total_bytes": 40, "byte_offset": 16,
          "chunk_index": 1, "chunk_count": 3, "payload": [0.5, -2.0, 1e-30, 1.401298464324817e-45]},
-        {"kind": "Heartbeat", "sender": 2, "weights_version": 8, "role": "learner", "pid": 4242, "sent_at": 1.7e9,
-         "values": {}},
-        {"kind": "Stats", "sender": 101, "weights_version": 8, "role": "actor", "pid": 77, "sent_at": 1.7e9 + 0.5,
-         "values": {"groups_sent": 12.0, "tokens_per_s": 950.5, "ünïcode": -1.0}},
+        {"kind": "Heartbeat", "sender": 2, "weights_version": 8, "role": "learner", "state": "working", "pid": 4242,
+         "sent_at": 1.7e9, "values": {}, "labels": {}},
+        {"kind": "Stats", "sender": 101, "weights_version": 8, "role": "actor", "state": "syncing", "pid": 77,
+         "sent_at": 1.7e9 + 0.5, "values": {"groups_sent_total": 12.0, "phase_seconds_total.generation": 3.25,
+                                             "tokens_per_s": 950.5, "ünïcode": -1.0},
+         "labels": {"host": "gpu1", "run_id": "20261125-120000", "ñ": ""}},
         {"kind": "Control", "sender": 1, "weights_version": 8, "command": "drain", "reason": "checkpoint at step 100"},
     ]
 

@@ -21,11 +21,15 @@ public final class ActorNode {
     var announced = WeightsAssembler()
     /// Prompts asked for per request: a few groups, so work spreads over actors and a dead one loses little.
     let capacity: Int
-    private let counters = Counters()
+    /// Counters, timings and state for the coordinator (heartbeats), from a thread of its own.
+    let report: StatsReporter
+    let log: Logger
 
-    public init(config: ClusterConfig, security: WireSecurity?, actorID: UInt64) throws {
+    public init(config: ClusterConfig, security: WireSecurity?, actorID: UInt64, host: String) throws {
         self.config = config
         self.actorID = actorID
+        log = roleLogger(.actor, worker: actorID)
+        report = StatsReporter(role: .actor, sender: actorID, host: host, rejects: rejects)
         node = try WireNode(config: config, security: security)
         let suite = TaskSuite.builtIn(seed: 1)
         var byID: [UInt64: Problem] = [:]
@@ -40,36 +44,42 @@ public final class ActorNode {
 
     public func run() throws {
         setComputeThreads(config.model.threads)
-        let heartbeat = startHeartbeats()
-        defer { heartbeat.set() }
+        report.startReporting(node)
+        defer { report.stopReporting() }
         var assignment = try node.connect(.assignment, identity: actorID)
         let weightsSocket = try node.connect(.weights, identity: actorID)
         let rollouts = try node.connect(.rollouts)
         let announce = try node.connect(.announce)
         defer { [assignment, weightsSocket, rollouts, announce].forEach { $0.close() }; node.close() }
-        roleLog("actor \(actorID)", "started; capacity \(capacity) prompt(s) a request")
+        log.info("started", metadata: ["capacity": "\(capacity)"])
         while !StopSignal.requested {
             checkAnnouncements(announce)
             // Lazy Pirate: ask, wait a bounded time, and on silence reconnect and ask again.
             let request = AssignmentRequest(actorID: actorID, capacity: UInt32(capacity), weightsVersion: version ?? WeightsRequest.none)
-            _ = try assignment.send(WireCodec.encode(.assignmentRequest(request), sender: actorID))
-            guard let frames = try assignment.receive(timeout: .seconds(3)) else {
-                assignment.close()
-                assignment = try node.connect(.assignment, identity: actorID)
-                continue
+            if version != nil { report.setState(.waiting) }
+            let grant: AssignmentGrant? = try report.phase("waiting") {
+                _ = try assignment.send(WireCodec.encode(.assignmentRequest(request), sender: actorID))
+                guard let frames = try assignment.receive(timeout: .seconds(3)) else {
+                    log.debug("no answer from the coordinator in 3 s; reconnecting")
+                    assignment.close()
+                    assignment = try node.connect(.assignment, identity: actorID)
+                    return nil
+                }
+                guard let env = codec.decode(frames, rejects: rejects), case .assignmentGrant(let grant) = env.message else { return nil }
+                if grant.promptIDs.isEmpty { Thread.sleep(forTimeInterval: 0.05) }
+                return grant
             }
-            guard let env = codec.decode(frames, rejects: rejects), case .assignmentGrant(let grant) = env.message else { continue }
-            if grant.promptIDs.isEmpty {
-                Thread.sleep(forTimeInterval: 0.05)
-                continue
-            }
+            guard let grant, !grant.promptIDs.isEmpty else { continue }
             checkAnnouncements(announce)
             if version != grant.weightsVersion {
-                guard try fetchWeights(weightsSocket, want: grant.weightsVersion) else { continue }
+                report.setState(.syncing)
+                guard try report.phase("weights_fetch", { try fetchWeights(weightsSocket, want: grant.weightsVersion) }) else { continue }
             }
+            report.setState(.working)
             try work(grant, rollouts)
         }
-        roleLog("actor \(actorID)", "stopped")
+        report.setState(.stopping)
+        log.info("stopped")
     }
 
     private func checkAnnouncements(_ socket: ZMQSocket) {
@@ -77,7 +87,7 @@ public final class ActorNode {
             guard let env = codec.decode(frames, rejects: rejects) else { continue }
             switch env.message {
             case .control(let c) where c.command == .shutdown:
-                roleLog("actor \(actorID)", "shutdown announced: \(c.reason)")
+                log.info("shutdown announced", metadata: ["reason": "\(c.reason)"])
                 StopSignal.request()
             case .weights(let chunk):
                 if case .complete(let v, let params) = announced.add(chunk), v > (version ?? 0) || version == nil,
@@ -93,8 +103,10 @@ public final class ActorNode {
     private func setVersion(_ v: UInt64) {
         // A snapshot older than what was announced means the learner resumed from a checkpoint.
         if let last = announced.lastCompleted, v < last { announced = WeightsAssembler() }
+        if version == nil { log.info("joined", metadata: ["weights_version": "\(v)"]) }
+        log.debug("holding weights version \(v)")
         version = v
-        counters.update { $0["weights_version"] = Double(v) }
+        report.setVersion(v)
     }
 
     /// Fetches the current weights snapshot (the Clone pattern's snapshot half).
@@ -107,7 +119,7 @@ public final class ActorNode {
             guard let env = codec.decode(frames, rejects: rejects), case .weights(let chunk) = env.message else { continue }
             if case .complete(let v, let params) = assembler.add(chunk) {
                 guard params.count == engine.model.parameterCount else {
-                    roleLog("actor \(actorID)", "weights version \(v) have \(params.count) parameters, the model \(engine.model.parameterCount); ignored")
+                    log.error("weights version \(v) have \(params.count) parameters, the model \(engine.model.parameterCount); ignored")
                     return false
                 }
                 engine.model.parameters.write(params, at: 0)
@@ -126,7 +138,7 @@ public final class ActorNode {
         let start = Date()
         let opts = SamplingOptions(temperature: grant.temperature, maxNewTokens: Int(grant.maxNewTokens),
                                    seed: UInt64(config.training.seed) &* 1_000_003 &+ grant.step &* 7919 &+ actorID)
-        let out = try engine.rollout(items, samples: Int(grant.groupSize), options: opts)
+        let out = try report.phase("generation") { try engine.rollout(items, samples: Int(grant.groupSize), options: opts) }
         let seconds = Date().timeIntervalSince(start)
         var tokens = 0
         for r in out {
@@ -140,46 +152,10 @@ public final class ActorNode {
             tokens += group.tokensGenerated
             // Waits at the high-water mark (a slow learner slows the actors instead of losing groups), but
             // never past a stop request: a learner that is gone must not keep an actor alive.
-            try sendPatiently(rollouts, WireCodec.encode(.rolloutGroup(group), sender: actorID))
+            try report.phase("sending") { try sendPatiently(rollouts, WireCodec.encode(.rolloutGroup(group), sender: actorID)) }
+            report.add("groups_sent_total", 1)
+            report.add("tokens_generated_total", Double(group.tokensGenerated))
         }
-        counters.update { c in
-            c["groups_sent", default: 0] += Double(out.count)
-            c["tokens_generated", default: 0] += Double(tokens)
-            c["tokens_per_s"] = Double(tokens) / max(seconds, 1e-9)
-        }
+        report.set("tokens_per_s", Double(tokens) / max(seconds, 1e-9))
     }
-
-    /// Sends a heartbeat with this actor's counters every second from a thread of its own (its own socket).
-    private func startHeartbeats() -> Flag {
-        let stop = Flag()
-        let node = self.node, id = actorID, counters = self.counters
-        let thread = Thread {
-            guard let socket = try? node.connect(.stats) else { return }
-            defer { socket.close() }
-            while !stop.isSet && !StopSignal.requested {
-                let values = counters.snapshot()
-                let held = values["weights_version"].map { UInt64($0) } ?? WeightsRequest.none
-                let hb = WorkerStats(role: .actor, pid: UInt32(getpid()), weightsVersion: held,
-                                     sentAt: Date().timeIntervalSince1970, values: values)
-                _ = try? socket.send(WireCodec.encode(.heartbeat(hb), sender: id), dontWait: true)
-                Thread.sleep(forTimeInterval: 1)
-            }
-        }
-        thread.start()
-        return stop
-    }
-}
-
-/// A flag shared between threads.
-final class Flag: Sendable {
-    private let value = Atomic<Bool>(false)
-    var isSet: Bool { value.load(ordering: .relaxed) }
-    func set() { value.store(true, ordering: .relaxed) }
-}
-
-/// Counters shared with the heartbeat thread.
-final class Counters: Sendable {
-    private let values = Mutex<[String: Double]>([:])
-    func update(_ body: (inout [String: Double]) -> Void) { values.withLock { body(&$0) } }
-    func snapshot() -> [String: Double] { values.withLock { $0 } }
 }

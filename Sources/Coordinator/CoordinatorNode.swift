@@ -1,5 +1,6 @@
 import Foundation
 import Model
+import Monitor
 import Tasks
 import Wire
 
@@ -17,9 +18,16 @@ public final class CoordinatorNode {
     var lastSeen: [UInt64: Date] = [:]
     /// Heartbeats are sent every second; three missed mean dead.
     let deadAfter: TimeInterval = 3
+    /// Every process's latest report, for /metrics (CoordinatorMonitoring.swift).
+    var cluster = ClusterStats()
+    let report: StatsReporter
+    let log: Logger
 
     public init(config: ClusterConfig, security: WireSecurity?) throws {
         self.config = config
+        log = roleLogger(.coordinator, worker: ClusterConfig.coordinatorID)
+        report = StatsReporter(role: .coordinator, sender: ClusterConfig.coordinatorID, host: config.coordinatorHost.name, rejects: rejects)
+        report.set(["prompts_granted_total": 0, "prompts_requeued_total": 0])
         node = try WireNode(config: config, security: security)
         let suite = TaskSuite.builtIn(seed: 1)
         let t = config.training
@@ -33,10 +41,12 @@ public final class CoordinatorNode {
         let announce = try node.bind(.announce)
         let updates = try node.bind(.updates)
         let stats = try node.bind(.stats)
-        defer { [assignment, weightsSocket, announce, updates, stats].forEach { $0.close() }; node.close() }
+        let metrics = startMetricsServer()
+        defer { [assignment, weightsSocket, announce, updates, stats].forEach { $0.close() }; metrics?.close(); node.close() }
         let poller = ZMQPoller()
         let pa = poller.add(assignment), pw = poller.add(weightsSocket), pu = poller.add(updates), ps = poller.add(stats)
-        roleLog("coordinator", "listening; waiting for the learner's weights")
+        let pm = metrics.map { poller.add($0.socket) }
+        log.info("listening; waiting for the learner's weights")
         var lastCheck = Date()
         while !StopSignal.requested {
             for i in try poller.poll(timeout: .milliseconds(200)) {
@@ -46,6 +56,7 @@ public final class CoordinatorNode {
                     case pw: try handleWeightsRequest(frames, weightsSocket)
                     case pu: handleUpdate(frames, announce)
                     case ps: handleStats(frames)
+                    case pm: metrics?.handle(frames, metrics: exposition)
                     default: break
                     }
                 }
@@ -53,11 +64,12 @@ public final class CoordinatorNode {
             if Date().timeIntervalSince(lastCheck) > 1 {
                 lastCheck = Date()
                 reapDeadActors()
+                recordSelf()
             }
         }
         _ = try? announce.send(WireCodec.encode(.control(Control(.shutdown, weightsVersion: weights?.version ?? 0, reason: "coordinator stopping")),
                                                 sender: ClusterConfig.coordinatorID), dontWait: true)
-        roleLog("coordinator", "stopped")
+        log.info("stopped")
     }
 
     /// ROUTER frames: [routing id, message frames…].
@@ -74,7 +86,11 @@ public final class CoordinatorNode {
             try reply(socket, id, .assignmentGrant(emptyGrant(version: 0)))
             return
         }
+        // An actor asking without weights is a new process (or one whose fetch failed): it cannot have done
+        // the work granted to its id before.
+        if req.weightsVersion == WeightsRequest.none { requeue(req.actorID, because: "asks without weights") }
         let items = scheduler.grant(actor: req.actorID, capacity: Int(req.capacity))
+        report.add("prompts_granted_total", Double(items.count))
         let t = config.training
         let grant = AssignmentGrant(step: UInt64(items.first?.step ?? 0), weightsVersion: w.version,
                                     promptIDs: items.map(\.promptID), groupSize: UInt32(t.groupSize),
@@ -111,7 +127,7 @@ public final class CoordinatorNode {
         if case .complete(let version, let params) = assembler.add(chunk) {
             if rewind || weights.map({ version <= $0.version }) == true {
                 scheduler.rewind(toVersion: Int(version))
-                roleLog("coordinator", "the learner resumed at version \(version); steps from \(version) are issued again")
+                log.info("the learner resumed; its steps are issued again", metadata: ["weights_version": "\(version)"])
             }
             let chunks = WeightsChunk.split(params, version: version)
             weights = (version, chunks)
@@ -120,7 +136,7 @@ public final class CoordinatorNode {
                 _ = try? announce.send(WireCodec.encode(.weights(c), sender: ClusterConfig.coordinatorID), dontWait: true)
             }
             scheduler.advance(toVersion: Int(version))
-            roleLog("coordinator", "weights version \(version); queued through step \(scheduler.nextStep - 1)")
+            log.debug("new weights version", metadata: ["weights_version": "\(version)", "queued_through_step": "\(scheduler.nextStep - 1)"])
         }
     }
 
@@ -128,9 +144,23 @@ public final class CoordinatorNode {
         guard let env = codec.decode(frames, rejects: rejects) else { return }
         switch env.message {
         case .heartbeat(let s), .stats(let s):
-            if s.role == .actor { lastSeen[env.sender] = Date() }
+            if s.role == .actor {
+                // A new pid under a known id: the actor restarted, and its predecessor's grant is lost.
+                if let before = cluster.workers[env.sender]?.stats.pid, before != s.pid { requeue(env.sender, because: "restarted") }
+                lastSeen[env.sender] = Date()
+            }
+            record(env.sender, s)
         default: break
         }
+    }
+
+    /// Puts an actor's outstanding prompts back at the front of the queue. A restart quicker than the 3 s
+    /// reaping would otherwise lose them: the new process's first request would count them as done.
+    private func requeue(_ actor: UInt64, because reason: String) {
+        guard let held = scheduler.outstanding[actor], !held.isEmpty else { return }
+        scheduler.actorDied(actor, currentVersion: Int(weights?.version ?? 0))
+        report.add("prompts_requeued_total", Double(held.count))
+        log.warning("actor \(reason); its outstanding prompts are re-queued", metadata: ["actor": "\(actor)", "prompts": "\(held.count)"])
     }
 
     private func reapDeadActors() {
@@ -139,7 +169,8 @@ public final class CoordinatorNode {
             lastSeen[actor] = nil
             let held = scheduler.outstanding[actor]?.count ?? 0
             scheduler.actorDied(actor, currentVersion: Int(weights?.version ?? 0))
-            roleLog("coordinator", "actor \(actor) missed its heartbeats; re-queued \(held) prompt(s)")
+            report.add("prompts_requeued_total", Double(held))
+            log.warning("actor missed its heartbeats; its prompts are re-queued", metadata: ["actor": "\(actor)", "prompts": "\(held)"])
         }
     }
 }

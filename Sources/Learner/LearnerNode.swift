@@ -24,10 +24,15 @@ public final class LearnerNode {
     let evaluator: BackgroundEvaluator
     /// Rollout replay (on with `training.replay`).
     var replay: ReplayBuffer
+    /// Counters, timings and state for the coordinator (heartbeats), from a thread of its own.
+    let report: StatsReporter
+    let log: Logger
 
     public init(config: ClusterConfig, security: WireSecurity?, runDir: URL, resume: Bool) throws {
         self.config = config
         self.runDir = runDir
+        log = roleLogger(.learner, worker: ClusterConfig.learnerID)
+        report = StatsReporter(role: .learner, sender: ClusterConfig.learnerID, host: config.learnerHost.name, rejects: rejects)
         node = try WireNode(config: config, security: security)
         let ckptDir = runDir.appendingPathComponent("checkpoints")
         var source = URL(fileURLWithPath: config.model.checkpoint)
@@ -51,7 +56,7 @@ public final class LearnerNode {
             version = state.version
             let replayFile = source.appendingPathComponent("replay.json")
             if FileManager.default.fileExists(atPath: replayFile.path) { replay = try ReplayBuffer.load(from: replayFile) }
-            roleLog("learner", "resumed from \(source.path) at step \(step), version \(version)")
+            log.info("resumed", metadata: ["from": "\(source.path)", "step": "\(step)", "weights_version": "\(version)"])
         }
         testSet = TaskSuite.builtIn(seed: 1).test
         evaluator = BackgroundEvaluator(config: model.config, tokenizer: tok, problems: testSet,
@@ -65,11 +70,16 @@ public final class LearnerNode {
         let metrics = try JSONLinesWriter(path: runDir.appendingPathComponent("metrics.jsonl").path)
         let rollouts = try node.bind(.rollouts)
         let updates = try node.connect(.updates)
-        defer { rollouts.close(); updates.close(); node.close() }
+        report.setVersion(version)
+        report.set("step", Double(step))
+        report.startReporting(node)
+        defer { report.stopReporting(); rollouts.close(); updates.close(); node.close() }
         let runStart = Date()
+        report.setState(.syncing)
         try publish(updates)
         if step == 0 { evaluator.start(parameters: updater.model.parameters.array, step: 0) }
-        roleLog("learner", "training steps \(step)…\(t.steps - 1), B = \(t.batchSize), G = \(t.groupSize), max_lag = \(t.maxLag)")
+        log.info("training", metadata: ["steps": "\(step)…\(t.steps - 1)", "B": "\(t.batchSize)", "G": "\(t.groupSize)",
+                                         "max_lag": "\(t.maxLag)", "replay": "\(t.replay)"])
 
         while step < t.steps && !StopSignal.requested {
             let collectStart = Date()
@@ -77,6 +87,7 @@ public final class LearnerNode {
             var seen = Set<UInt64>()
             var staleThisStep = 0
             let freshWanted = t.freshGroups(step: step)
+            report.setState(.waiting)
             while groups.count < freshWanted && !StopSignal.requested {
                 guard let frames = try rollouts.receive(timeout: .milliseconds(200)) else { continue }
                 guard let env = codec.decode(frames, rejects: rejects), case .rolloutGroup(let g) = env.message else { continue }
@@ -84,7 +95,8 @@ public final class LearnerNode {
                     staleThisStep += 1
                     continue
                 }
-                guard seen.insert(g.promptID).inserted else { duplicates += 1; continue }
+                guard seen.insert(g.promptID).inserted else { duplicates += 1; report.add("groups_duplicate_total", 1); continue }
+                report.add("groups_received_total", 1)
                 groups.append(TrainingGroup(
                     promptID: g.promptID, promptTokens: g.promptTokens.map { Int32(bitPattern: $0) },
                     completions: g.completions.map { ($0.tokens.map { Int32(bitPattern: $0) }, $0.logProbs, $0.reward) },
@@ -92,7 +104,9 @@ public final class LearnerNode {
             }
             if StopSignal.requested { break }
             droppedStale += staleThisStep
+            report.add("groups_dropped_stale_total", Double(staleThisStep))
             let collect = Date().timeIntervalSince(collectStart)
+            report.setState(.working)
             // Replay fills the step up to B with stored informative groups (fewer if it holds fewer).
             let replayWanted = t.replay ? t.batchSize - freshWanted : 0
             let replayed = replayWanted > 0 ? replay.sample(replayWanted) : []
@@ -102,9 +116,20 @@ public final class LearnerNode {
             if t.replay { replay.add(groups) }
             step += 1
             version += 1
+            report.setState(.syncing)
             let publishStart = Date()
             try publish(updates)
             let publishTime = Date().timeIntervalSince(publishStart)
+            report.setVersion(version)
+            report.add("steps_total", 1)
+            report.add("phase_seconds_total.waiting", collect)
+            report.add("phase_seconds_total.update", update)
+            report.add("phase_seconds_total.publish", publishTime)
+            report.set(["step": Double(step), "step_seconds": collect + update + publishTime,
+                        "step_phase_seconds.collect": collect, "step_phase_seconds.update": update,
+                        "step_phase_seconds.publish": publishTime,
+                        "mean_reward": Double(groups.map(\.meanReward).reduce(0, +)) / Double(max(1, groups.count))])
+            log.debug("step done", metadata: ["step": "\(step)", "seconds": "\(String(format: "%.3f", collect + update + publishTime))"])
 
             // eval_every = 0 means never, not even after the last step (`dots bench ttt` evaluates checkpoints
             // outside the training clock instead).
@@ -113,7 +138,10 @@ public final class LearnerNode {
                 if step == t.steps { evaluator.wait() }
             }
             let checkpointStart = Date()
-            if t.checkpointEvery > 0 && step % t.checkpointEvery == 0 { try save("step-\(step)") }
+            if t.checkpointEvery > 0 && step % t.checkpointEvery == 0 {
+                try report.phase("checkpoint") { try save("step-\(step)") }
+                log.debug("checkpoint written", metadata: ["step": "\(step)"])
+            }
             let checkpointTime = Date().timeIntervalSince(checkpointStart)
 
             var line = stepMetrics(groups, stats: stats)
@@ -134,6 +162,8 @@ public final class LearnerNode {
             line["seconds"] = ["collect": collect, "update": update, "publish": publishTime, "checkpoint": checkpointTime,
                                "generation": groups.map(\.generationSeconds).reduce(0, +) / Double(max(1, Set(groups.map(\.actorID)).count))]
             for r in evaluator.takeResults() {
+                report.set("test_accuracy", r.accuracy)
+                log.info("evaluated", metadata: ["step": "\(r.step)", "test_accuracy": "\(String(format: "%.4f", r.accuracy))"])
                 line["test_accuracy"] = r.accuracy
                 line["test_accuracy_greedy"] = r.greedyAccuracy
                 line["test_temperature"] = r.temperature
@@ -142,8 +172,9 @@ public final class LearnerNode {
             }
             metrics.write(line)
         }
+        report.setState(.stopping)
         try save("final")
-        roleLog("learner", "stopped at step \(step); final checkpoint in \(runDir.appendingPathComponent("checkpoints/final").path)")
+        log.info("stopped", metadata: ["step": "\(step)", "checkpoint": "\(runDir.appendingPathComponent("checkpoints/final").path)"])
     }
 
     private func stepMetrics(_ groups: [TrainingGroup], stats: UpdateStats) -> [String: Any] {

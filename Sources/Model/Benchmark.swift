@@ -10,9 +10,13 @@ public struct ModelBenchmark: Sendable {
     public var trainMillis = (forward: 0.0, backward: 0.0, optimizer: 0.0)
     public var decodeTokensPerSecond = 0.0, decodeGFLOPs = 0.0
 
-    public static func run(seconds: Double) throws -> ModelBenchmark {
+    /// - Parameter phase: called as each of the three measurements starts (index 0…2, its name), for a
+    ///   progress display; each takes about `seconds`.
+    public static func run(seconds: Double, phase: (Int, String) -> Void = { _, _ in }) throws -> ModelBenchmark {
         var r = ModelBenchmark()
+        phase(0, "sgemm peak")
         r.sgemmPeakGFLOPs = sgemmPeak(seconds: seconds)
+        phase(1, "training")
         let model = try Transformer(config: .small())
         model.initialize(seed: 1)
         r.parameters = model.parameterCount
@@ -57,6 +61,7 @@ public struct ModelBenchmark: Sendable {
         r.trainMillis = (fwd / 3 * 1000, bwd / 3 * 1000, upd / 3 * 1000)
 
         // Decode: 256 sequences, 16-token prompts, 32 new tokens each, temperature 1.
+        phase(2, "decode")
         let prompts = (0..<256).map { _ in [CharTokenizer.bos] + (0..<15).map { _ in randomToken() } }
         let opts = SamplingOptions(temperature: 1, maxNewTokens: 32, stopToken: nil, seed: 3)
         _ = try model.generate(prompts: prompts, options: opts)

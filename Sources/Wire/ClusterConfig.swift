@@ -375,6 +375,11 @@ public struct ClusterConfig: Sendable {
             }
         }
 
+        if let metrics = int("monitoring.metrics_port"), metrics != 0, string("endpoints.transport") == "tcp", let coordinator,
+           let other = Channel.allCases.first(where: { port($0) == metrics && ($0.binder == .coordinator || learner?.address == coordinator.address) }) {
+            issues.append(issue("monitoring.metrics_port", "port \(metrics) is already used by endpoints.\(other.rawValue) on \(coordinator.address)"))
+        }
+
         // Security: keys are optional on one host, required across machines.
         let security = Security(curve: bool("security.curve") ?? false,
                                 serverPublicKey: string("security.server_public_key"),

@@ -28,7 +28,7 @@ public struct WireHeader: Sendable, Equatable {
 public struct WireCodec: Sendable {
     /// The protocol version this build speaks. Bump on any change to a layout (see docs/protocol.md,
     /// "Versioning"); peers of different versions refuse each other's messages.
-    public static let protocolVersion: UInt16 = 1
+    public static let protocolVersion: UInt16 = 2
 
     public var limits: DecodeLimits
 
@@ -133,7 +133,7 @@ public struct WireCodec: Sendable {
         case .heartbeat(let s), .stats(let s):
             var w = ByteWriter(capacity: 16)
             w.put(s.role.rawValue)
-            w.put(UInt16(0))
+            w.put(s.state.rawValue)
             w.put(s.pid)
             w.put(s.sentAt)
             var table = ByteWriter(capacity: 4 + s.values.count * 32)
@@ -145,7 +145,16 @@ public struct WireCodec: Sendable {
                 table.put(raw: utf8)
                 table.put(value)
             }
-            return [w.bytes, table.bytes]
+            var labels = ByteWriter(capacity: 4 + s.labels.count * 32)
+            labels.put(UInt32(s.labels.count))
+            for (key, value) in s.labels.sorted(by: { $0.key < $1.key }) {
+                let k = utf8Prefix(key, maxBytes: 255), v = utf8Prefix(value, maxBytes: WorkerStats.maxLabelBytes)
+                labels.put(UInt16(k.count))
+                labels.put(raw: k)
+                labels.put(UInt16(v.count))
+                labels.put(raw: v)
+            }
+            return [w.bytes, table.bytes, labels.bytes]
         case .control(let c):
             var w = ByteWriter(capacity: 4)
             w.put(c.command.rawValue)
@@ -420,10 +429,11 @@ public struct WireCodec: Sendable {
         case .heartbeat, .stats:
             var r = try fixed(0, 16)
             let rawRole: UInt16 = try r.get()
-            try reserved(&r, UInt16.self)
+            let rawState: UInt16 = try r.get()
             let pid: UInt32 = try r.get()
             let sentAt = try r.getDouble()
             guard let role = Role(rawValue: rawRole) else { throw Rejection(.invalidField, "\(kind) role \(rawRole)") }
+            guard let state = WorkerState(rawValue: rawState) else { throw Rejection(.invalidField, "\(kind) state \(rawState)") }
             try finite(sentAt, "sent-at time")
             var t = ByteReader(f[1].withUnsafeBytes { [UInt8]($0) }, what: "\(kind) stats table")
             let n = try count(try t.get(UInt32.self), limits.maxStatsEntries, "entry count")
@@ -450,7 +460,37 @@ public struct WireCodec: Sendable {
             guard t.remaining == 0 else {
                 throw Rejection(.lengthMismatch, "\(kind) stats table has \(t.remaining) bytes after its entries")
             }
-            let stats = WorkerStats(role: role, pid: pid, weightsVersion: h.weightsVersion, sentAt: sentAt, values: values)
+            var l = ByteReader(f[2].withUnsafeBytes { [UInt8]($0) }, what: "\(kind) labels")
+            let m = try count(try l.get(UInt32.self), limits.maxLabels, "label count")
+            // Each label takes at least 5 bytes.
+            guard m * 5 <= l.remaining else {
+                throw Rejection(.truncated, "\(kind) declares \(m) labels in \(l.remaining) bytes")
+            }
+            var labels: [String: String] = [:]
+            for _ in 0..<m {
+                let keyLength = Int(try l.get(UInt16.self))
+                guard (1...255).contains(keyLength) else {
+                    throw Rejection(.invalidField, "\(kind) label key of \(keyLength) bytes")
+                }
+                guard let key = String(validating: try l.getBytes(keyLength), as: UTF8.self) else {
+                    throw Rejection(.invalidField, "\(kind) label key is not UTF-8")
+                }
+                let valueLength = Int(try l.get(UInt16.self))
+                guard valueLength <= WorkerStats.maxLabelBytes else {
+                    throw Rejection(.oversized, "\(kind) label \(key) of \(valueLength) bytes, limit \(WorkerStats.maxLabelBytes)")
+                }
+                guard let value = String(validating: try l.getBytes(valueLength), as: UTF8.self) else {
+                    throw Rejection(.invalidField, "\(kind) label \(key) is not UTF-8")
+                }
+                guard labels.updateValue(value, forKey: key) == nil else {
+                    throw Rejection(.invalidField, "\(kind) label \(key) appears twice")
+                }
+            }
+            guard l.remaining == 0 else {
+                throw Rejection(.lengthMismatch, "\(kind) labels have \(l.remaining) bytes after their entries")
+            }
+            let stats = WorkerStats(role: role, state: state, pid: pid, weightsVersion: h.weightsVersion, sentAt: sentAt,
+                                    values: values, labels: labels)
             return kind == .heartbeat ? .heartbeat(stats) : .stats(stats)
 
         case .control:

@@ -143,6 +143,9 @@ public enum ConfigSchema {
         .init("endpoints.updates", .port, .defaults(.int(5705)), "coordinator PULL ← learner PUSH: each new weights version"),
         .init("endpoints.stats", .port, .defaults(.int(5706)), "coordinator PULL ← everyone PUSH: heartbeats and stats"),
 
+        .init("monitoring.metrics_port", .int(0...65535), .defaults(.int(0)),
+              "coordinator's HTTP port for /metrics (Prometheus text; what `dots top` reads); 0 = off"),
+
         .init("security.curve", .bool, .defaults(.bool(false)), "CURVE-encrypt and authenticate every tcp socket; required across hosts"),
         .init("security.server_public_key", .string, .optional, "public key file of the binding side (coordinator and learner)"),
         .init("security.server_secret_key", .string, .optional, "its secret key file, read only where the coordinator or learner runs"),

@@ -15,7 +15,8 @@ public enum MessageKind: UInt16, Sendable, CaseIterable, CustomStringConvertible
         switch self {
         case .rolloutGroup: 6
         case .assignmentRequest, .weightsRequest: 1
-        case .assignmentGrant, .weights, .heartbeat, .stats, .control: 2
+        case .assignmentGrant, .weights, .control: 2
+        case .heartbeat, .stats: 3
         }
     }
 
@@ -183,25 +184,63 @@ public enum Role: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     }
 }
 
+/// What a process is doing when it reports, so `dots top` and /metrics can show it.
+public enum WorkerState: UInt16, Sendable, CaseIterable, CustomStringConvertible {
+    /// Loading, binding or joining; no work yet.
+    case starting = 1
+    /// Waiting: for a grant (actor), for rollout groups (learner), for requests (coordinator).
+    case waiting = 2
+    /// Generating (actor), updating (learner), selecting (coordinator).
+    case working = 3
+    /// Fetching or publishing weights.
+    case syncing = 4
+    /// Draining before exit.
+    case stopping = 5
+
+    public var description: String {
+        switch self {
+        case .starting: "starting"
+        case .waiting: "waiting"
+        case .working: "working"
+        case .syncing: "syncing"
+        case .stopping: "stopping"
+        }
+    }
+}
+
 /// A worker's liveness and counters. The same body travels as `Heartbeat` (membership: the coordinator
-/// declares a worker dead after missing several) and as `Stats` (aggregated for `dots top`).
+/// declares a worker dead after missing several) and as `Stats` (aggregated for `dots top`, /metrics).
+///
+/// `values` follows Prometheus naming: a key ending in `_total` (before any `.qualifier`) is a counter
+/// that only grows during the process's life ("tokens_generated_total", "phase_seconds_total.update");
+/// any other key is a gauge ("step", "step_seconds"). docs/protocol.md lists the keys each role sends.
 public struct WorkerStats: Sendable, Equatable {
     public var role: Role
+    public var state: WorkerState
     public var pid: UInt32
-    /// The weights version the worker holds.
+    /// The weights version the worker holds (`WeightsRequest.none` if none yet).
     public var weightsVersion: UInt64
     /// Seconds since the Unix epoch when sent (for rates and staleness; clocks across hosts may differ).
     public var sentAt: Double
-    /// Counters and rates by name ("groups_sent", "tokens_per_s", …). Keys: 1–255 bytes of UTF-8.
+    /// Counters and gauges by name. Keys: 1–255 bytes of UTF-8.
     public var values: [String: Double]
+    /// Text facts about the sender: "host" (its cluster.conf host name), "run_id". Keys 1–255 bytes,
+    /// values at most 1024 bytes of UTF-8.
+    public var labels: [String: String]
 
-    public init(role: Role, pid: UInt32, weightsVersion: UInt64, sentAt: Double, values: [String: Double] = [:]) {
+    public init(role: Role, state: WorkerState = .working, pid: UInt32, weightsVersion: UInt64, sentAt: Double,
+                values: [String: Double] = [:], labels: [String: String] = [:]) {
         self.role = role
+        self.state = state
         self.pid = pid
         self.weightsVersion = weightsVersion
         self.sentAt = sentAt
         self.values = values
+        self.labels = labels
     }
+
+    /// Longest label value on the wire.
+    public static let maxLabelBytes = 1024
 }
 
 /// A control-plane command, broadcast by the coordinator or launcher.

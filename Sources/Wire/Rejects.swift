@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 
 /// Why an incoming message was refused. The decoder reports the first five; later stages (the learner,
@@ -53,6 +54,8 @@ public struct DecodeLimits: Sendable, Equatable {
     public var maxPromptsPerGrant: Int = 1 << 16
     /// Entries in one stats message.
     public var maxStatsEntries: Int = 4096
+    /// Labels in one stats message.
+    public var maxLabels: Int = 64
     /// A whole model's parameter bytes (the sum over chunks).
     public var maxWeightsBytes: UInt64 = 64 << 30
 
@@ -77,11 +80,12 @@ public final class RejectCounter: Sendable {
 
     /// - Parameters:
     ///   - name: who is counting ("learner rollouts"), at the start of every log line.
-    ///   - log: where lines go; standard error by default.
+    ///   - log: where lines go; by default a warning through the process's logger.
     public init(name: String, logInterval: Duration = .seconds(10),
                 log: (@Sendable (String) -> Void)? = nil) {
         self.logInterval = logInterval
-        self.log = log ?? { line in FileHandle.standardError.write(Data("[\(name)] \(line)\n".utf8)) }
+        let logger = Logger(label: "dots.rejects")
+        self.log = log ?? { line in logger.warning("\(line)", metadata: ["counter": "\(name)"]) }
     }
 
     /// Counts one reject and maybe logs it.

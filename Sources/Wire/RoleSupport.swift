@@ -1,5 +1,6 @@
-// What every role process needs besides sockets: a stop flag for signals, the metrics writer, log lines,
-// patient sends, and the one rule for how many fresh groups a step takes.
+// What every role process needs besides sockets: a stop flag for signals, the metrics writer, patient
+// sends, and the one rule for how many fresh groups a step takes. (Log lines: Logging.swift; reports to
+// the coordinator: StatsReporter.swift.)
 
 import Foundation
 import Synchronization
@@ -43,12 +44,6 @@ public final class JSONLinesWriter: @unchecked Sendable {
         defer { lock.unlock() }
         handle.write(data + Data("\n".utf8))
     }
-}
-
-/// Writes one line to standard error, prefixed with the role: the logs a launcher collects.
-public func roleLog(_ role: String, _ message: String) {
-    let stamp = String(format: "%.3f", Date().timeIntervalSince1970)
-    FileHandle.standardError.write(Data("[\(stamp) \(role)] \(message)\n".utf8))
 }
 
 /// Fresh rollout groups a step trains on: B in the first round of μ steps and whenever replay is off,

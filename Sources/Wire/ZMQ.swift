@@ -1,5 +1,13 @@
 import CZMQ
 import Foundation
+import Synchronization
+
+/// Bytes this process has sent and received over all its ZeroMQ sockets (frame payloads, not TCP
+/// overhead): each role is one process, so these are its per-worker traffic counters.
+public enum WireTraffic {
+    public static let sent = Atomic<UInt64>(0)
+    public static let received = Atomic<UInt64>(0)
+}
 
 /// A libzmq failure, described in one sentence: "cannot bind tcp://127.0.0.1:5555: Address already in use".
 public struct ZMQError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -76,6 +84,8 @@ public enum SocketType: Sendable, CaseIterable, CustomStringConvertible {
     case sub
     /// Strict request/reply; only the ZAP authenticator uses it.
     case rep
+    /// Raw TCP, each message [peer id, bytes]: the coordinator's HTTP /metrics responder.
+    case stream
 
     var raw: Int32 {
         switch self {
@@ -86,6 +96,7 @@ public enum SocketType: Sendable, CaseIterable, CustomStringConvertible {
         case .pub: ZMQ_PUB
         case .sub: ZMQ_SUB
         case .rep: ZMQ_REP
+        case .stream: ZMQ_STREAM
         }
     }
 
@@ -98,6 +109,7 @@ public enum SocketType: Sendable, CaseIterable, CustomStringConvertible {
         case .pub: "PUB"
         case .sub: "SUB"
         case .rep: "REP"
+        case .stream: "STREAM"
         }
     }
 }
@@ -284,6 +296,9 @@ public final class ZMQSocket: @unchecked Sendable {
                 throw error
             }
         }
+        var bytes = 0
+        for frame in frames { bytes += frame.count }
+        WireTraffic.sent.add(UInt64(bytes), ordering: .relaxed)
         return true
     }
 
@@ -320,6 +335,7 @@ public final class ZMQSocket: @unchecked Sendable {
             let size = zmq_msg_size(&msg)
             let data = zmq_msg_data(&msg)
             frames.append(size == 0 ? [] : [UInt8](UnsafeRawBufferPointer(start: data, count: size)))
+            WireTraffic.received.add(UInt64(size), ordering: .relaxed)
             if zmq_msg_more(&msg) == 0 { return frames }
         }
     }
@@ -342,6 +358,7 @@ public final class ZMQSocket: @unchecked Sendable {
                 throw error
             }
             frames.append(frame)
+            WireTraffic.received.add(UInt64(frame.count), ordering: .relaxed)
             if zmq_msg_more(frame.message) == 0 { return frames }
         }
     }

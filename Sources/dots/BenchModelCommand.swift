@@ -21,7 +21,15 @@ struct BenchModelCommand: AsyncParsableCommand {
 
     func run() throws {
         compute.apply()
-        let r = try ModelBenchmark.run(seconds: seconds)
+        // Three measurements of about `seconds` each (plus warm-up): progress with the ETA that implies.
+        let bar = ProgressLine(), start = Date()
+        let r = try ModelBenchmark.run(seconds: seconds) { i, name in
+            let elapsed = Date().timeIntervalSince(start)
+            let eta = i == 0 ? 3 * seconds : elapsed / Double(i) * Double(3 - i)
+            bar.update(fraction: Double(i) / 3, "measuring \(name) (\(i + 1)/3)  ETA \(formatDuration(eta))")
+        }
+        bar.update(fraction: 1, "done in \(formatDuration(Date().timeIntervalSince(start)))")
+        bar.finish()
         let result: [String: Any] = [
             "threads": compute.threads, "parameters": r.parameters, "matmul_parameters": r.matmulParameters,
             "sgemm_peak_gflops": r.sgemmPeakGFLOPs,

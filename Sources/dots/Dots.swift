@@ -10,7 +10,8 @@ struct Dots: AsyncParsableCommand {
         Train: `dots launch` starts the coordinator, the learner and the actors that cluster.conf places on
         this host, trains the committed base checkpoint with GRPO on the built-in tasks, and writes
         runs/<time>/metrics.jsonl (a line per step) and checkpoints. Look: `dots eval --checkpoint DIR`
-        measures accuracy; `dots sample` shows what a checkpoint writes. Measure: `dots bench model` and
+        measures accuracy; `dots sample` shows what a checkpoint writes. Watch: `dots top` (live, per
+        worker), `dots plot RUN_DIR --out run.svg`. Measure: `dots bench model` and
         `dots bench wire`. Every subcommand has its own --help.
         """,
         subcommands: [
@@ -26,6 +27,8 @@ struct Dots: AsyncParsableCommand {
             LearnerCommand.self,
             ActorCommand.self,
             KeysCommand.self,
+            TopCommand.self,
+            PlotCommand.self,
         ]
     )
 }

@@ -45,7 +45,8 @@ struct EvalCommand: AsyncParsableCommand {
         let rollouts = try engine.rollout(problems, samples: samples,
                                           options: SamplingOptions(temperature: temperature, maxNewTokens: maxTokens, seed: seed)) { done, total in
             let el = Date().timeIntervalSince(start), f = Double(done) / Double(total)
-            bar.update(fraction: f, "\(done)/\(total) completions  ETA \(formatDuration(el / f - el))")
+            bar.update(fraction: f, String(format: "%d/%d completions  %.1f/s  ETA %@", done, total, Double(done) / max(el, 1e-9),
+                                           formatDuration(el / f - el)))
         }
         bar.finish()
         let report = EvaluationReport(rollouts, samples: samples, temperature: Double(temperature))

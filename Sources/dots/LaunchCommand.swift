@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Monitor
 import Wire
 #if canImport(Glibc)
 import Glibc
@@ -57,7 +58,11 @@ struct LaunchCommand: AsyncParsableCommand {
                                valueName: "key=value"))
     var overrides: [String] = []
 
+    @Flag(help: "Every child logs every event (debug level), not only those that matter.")
+    var verbose = false
+
     func run() async throws {
+        if verbose { setenv("DOTS_LOG_LEVEL", "debug", 1) }
         let plan = try LaunchPlan(configPath: config, steps: steps, runDir: runDir, hostName: host, overrides: overrides)
         let code = await Supervisor(plan: plan).run()
         if code != 0 { throw ExitCode(code) }
@@ -300,6 +305,9 @@ final class Supervisor {
         display.say("Run folder \(r): config \(r)/cluster.conf, logs \(r)/logs/, metrics \(r)/metrics.jsonl, checkpoints \(r)/checkpoints/")
         display.say("Host \"\(plan.host.name)\" (\(plan.host.address)): starting \(plan.roles.map(\.name).joined(separator: ", "))"
                     + (plan.resume ? "; the learner resumes from \(r)/checkpoints/." : "."))
+        if plan.roles.contains(.coordinator), let url = plan.config.metricsURL {
+            display.say("Watch it: `dots top --config \(plan.runDirDisplay)/cluster.conf`, or Prometheus metrics at \(url).")
+        }
         if plan.roles.contains(.learner) {
             display.say("Training \(plan.config.training.steps) steps. Ctrl-C stops cleanly: the learner writes a final checkpoint first.")
         } else {
@@ -345,6 +353,9 @@ final class Supervisor {
         }
         var environment = ProcessInfo.processInfo.environment
         environment[launcherPIDVariable] = String(getpid())
+        // Each child's log lines and reports name the run; its reports count the restarts.
+        environment["DOTS_RUN_ID"] = URL(fileURLWithPath: plan.runDir).lastPathComponent
+        environment["DOTS_RESTARTS"] = String(children[i].starts)
         do {
             children[i].process = try ChildProcess.spawn(executable: plan.executable, arguments: arguments,
                                                          environment: environment, logPath: log)

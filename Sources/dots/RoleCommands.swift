@@ -16,6 +16,9 @@ struct ClusterOptions: ParsableArguments {
             help: ArgumentHelp("Override a cluster.conf key, e.g. --set training.batch_size=64 (repeatable).", valueName: "key=value"))
     var overrides: [String] = []
 
+    @Flag(help: "Log every event (debug level), not only those that matter; the same as DOTS_LOG_LEVEL=debug.")
+    var verbose = false
+
     /// The config with overrides applied; errors are the config's one-sentence messages.
     func load() throws -> ClusterConfig {
         var c: ClusterConfig
@@ -43,7 +46,7 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Run folder (logs and metrics).") var runDir: String = "runs/manual"
 
     func run() throws {
-        let node = try startRole {
+        let node = try startRole(cluster, runDir: runDir) {
             let c = try cluster.load()
             return try CoordinatorNode(config: c, security: try cluster.security(c, host: c.coordinatorHost.name, server: true))
         }
@@ -66,7 +69,7 @@ struct LearnerCommand: ParsableCommand {
     @Flag(help: "Continue from the newest checkpoint in the run folder.") var resume = false
 
     func run() throws {
-        let node = try startRole {
+        let node = try startRole(cluster, runDir: runDir) {
             let c = try cluster.load()
             return try LearnerNode(config: c, security: try cluster.security(c, host: c.learnerHost.name, server: true),
                                    runDir: URL(fileURLWithPath: runDir), resume: resume)
@@ -91,13 +94,13 @@ struct ActorCommand: ParsableCommand {
     @Option(help: "Run folder (unused by actors; accepted for symmetry with the other roles).") var runDir: String?
 
     func run() throws {
-        let node = try startRole {
+        let node = try startRole(cluster, runDir: runDir) {
             let c = try cluster.load()
             let hostName = host ?? c.coordinatorHost.name
             guard let id = c.actorID(host: hostName, index: index) else {
                 throw UserError("cluster.conf places no actor \(index) on host \(hostName) (hosts.\(hostName).actors).")
             }
-            return try ActorNode(config: c, security: try cluster.security(c, host: hostName, server: false), actorID: id)
+            return try ActorNode(config: c, security: try cluster.security(c, host: hostName, server: false), actorID: id, host: hostName)
         }
         try node.run()
     }
@@ -109,12 +112,15 @@ struct UserError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// A role's start-up: tie its lifetime to the launcher, turn SIGINT/SIGTERM into a clean stop, then build
-/// the role. A mistake in the config, keys, checkpoint or dataset prints its sentence and exits 64
-/// (EX_USAGE), which tells `dots launch` that restarting cannot help.
-func startRole<T>(_ body: () throws -> T) throws -> T {
+/// A role's start-up: tie its lifetime to the launcher, turn SIGINT/SIGTERM into a clean stop, install the
+/// log format (a line an event, naming the run, role and worker), then build the role. A mistake in the
+/// config, keys, checkpoint or dataset prints its sentence and exits 64 (EX_USAGE), which tells
+/// `dots launch` that restarting cannot help.
+func startRole<T>(_ options: ClusterOptions, runDir: String?, _ body: () throws -> T) throws -> T {
     bindLifetimeToLauncher()
     StopSignal.install()
+    LineLogHandler.bootstrap(verbose: options.verbose)
+    LogContext.set(run: LogContext.runID(runDir: runDir))
     do { return try body() } catch let e where e is UserError || e is ModelError || e is DatasetError {
         FileHandle.standardError.write(Data("Error: \(e)\n".utf8))
         throw ExitCode(64)

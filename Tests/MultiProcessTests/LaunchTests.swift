@@ -82,7 +82,7 @@ struct LaunchTests {
         let leftBehind = processes(mentioning: cluster.runDir.path)
         #expect(leftBehind.isEmpty, "processes left behind: \(leftBehind.map(\.commandLine))")
         let log = (try? String(contentsOf: cluster.runDir.appendingPathComponent("logs/actor-0.log"), encoding: .utf8)) ?? ""
-        #expect(log.components(separatedBy: "started; capacity").count - 1 >= 2, "actor-0 was not restarted.\n\(cluster.diagnostics())")
+        #expect(log.components(separatedBy: "msg=started").count - 1 >= 2, "actor-0 was not restarted.\n\(cluster.diagnostics())")
     }
 
     @Test("kill -9 of the learner: the launcher restarts it with --resume and the run finishes with the same step numbering")
@@ -114,7 +114,7 @@ struct LaunchTests {
         #expect(Set(steps) == Set(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
         #expect(steps.last == total)
         let log = (try? String(contentsOf: cluster.runDir.appendingPathComponent("logs/learner.log"), encoding: .utf8)) ?? ""
-        #expect(log.contains("resumed from"), "the learner did not resume.\n\(cluster.diagnostics())")
+        #expect(log.contains("msg=resumed"), "the learner did not resume.\n\(cluster.diagnostics())")
         #expect(FileManager.default.fileExists(atPath: cluster.runDir.appendingPathComponent("checkpoints/final/learner_state.json").path))
     }
 
@@ -159,8 +159,10 @@ struct TestCluster {
     var configFile: URL { root.appendingPathComponent("cluster.conf") }
     var output: URL { root.appendingPathComponent("launch.out") }
     let dots: URL
+    /// The coordinator's /metrics port, when made with `monitoring: true`.
+    let metricsPort: Int?
 
-    init() throws {
+    init(monitoring: Bool = false) throws {
         dots = try dotsBinary()
         root = FileManager.default.temporaryDirectory.appendingPathComponent("dots-multiprocess-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
@@ -170,7 +172,8 @@ struct TestCluster {
         guard status == .exit(0) else {
             throw TestFailure("`dots model init` ended with \(status): \(tailOfFile(initOutput.path, lines: 10))")
         }
-        let port = try freePortBase(count: 6)
+        let port = try freePortBase(count: 7)
+        metricsPort = monitoring ? port + 6 : nil
         try """
             [hosts.local]
             address = "127.0.0.1"
@@ -200,7 +203,8 @@ struct TestCluster {
             eval_every = 2
             checkpoint_every = 2
 
-            """.write(to: configFile, atomically: true, encoding: .utf8)
+            """.appending(metricsPort.map { "[monitoring]\nmetrics_port = \($0)\n" } ?? "")
+            .write(to: configFile, atomically: true, encoding: .utf8)
     }
 
     /// Starts `dots launch` on this cluster, its output (stdout and stderr) to `output`.
@@ -285,7 +289,7 @@ private func status(_ process: Process) -> Launch.Status {
 }
 
 /// Runs a command to completion, its output to a file.
-private func run(_ executable: URL, _ arguments: [String], output: URL) throws -> Launch.Status {
+func run(_ executable: URL, _ arguments: [String], output: URL) throws -> Launch.Status {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments

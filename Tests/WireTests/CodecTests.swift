@@ -23,10 +23,12 @@ enum Samples {
         Envelope(sender: 1, message: .weights(WeightsChunk(
             weightsVersion: 8, totalBytes: 40, byteOffset: 16, chunkIndex: 1, chunkCount: 3,
             payload: [0.5, -2, 1e-30, .leastNonzeroMagnitude]))),
-        Envelope(sender: 2, message: .heartbeat(WorkerStats(role: .learner, pid: 4242, weightsVersion: 8,
+        Envelope(sender: 2, message: .heartbeat(WorkerStats(role: .learner, state: .working, pid: 4242, weightsVersion: 8,
                                                             sentAt: 1.7e9, values: [:]))),
-        Envelope(sender: 101, message: .stats(WorkerStats(role: .actor, pid: 77, weightsVersion: 8, sentAt: 1.7e9 + 0.5,
-                                                          values: ["groups_sent": 12, "tokens_per_s": 950.5, "ünïcode": -1]))),
+        Envelope(sender: 101, message: .stats(WorkerStats(
+            role: .actor, state: .syncing, pid: 77, weightsVersion: 8, sentAt: 1.7e9 + 0.5,
+            values: ["groups_sent_total": 12, "phase_seconds_total.generation": 3.25, "tokens_per_s": 950.5, "ünïcode": -1],
+            labels: ["host": "gpu1", "run_id": "20261125-120000", "ñ": ""]))),
         Envelope(sender: 1, message: .control(Control(.drain, weightsVersion: 8, reason: "checkpoint at step 100"))),
     ]
 }
@@ -55,7 +57,7 @@ enum Samples {
         let h = frames[0]
         #expect(h.count == 32 + 8)
         #expect(Array(h[0..<4]) == Array("DOTS".utf8))
-        #expect(h[4] == 1 && h[5] == 0)  // version 1, little-endian
+        #expect(h[4] == 2 && h[5] == 0)  // version 2, little-endian
         #expect(h[6] == 2 && h[7] == 0)  // AssignmentRequest
         #expect(h[8] == 101)  // sender
         #expect(h[16] == 6)  // weights version
@@ -101,6 +103,47 @@ enum Samples {
         meta = good[1]; meta[24] &+= 1
         f = good; f[1] = meta
         #expect(reason(f) == .lengthMismatch)
+    }
+
+    /// Heartbeat/Stats body as docs/protocol.md 1.7 lays it out, byte by byte.
+    @Test func statsLayoutIsAsDocumented() throws {
+        let stats = WorkerStats(role: .actor, state: .waiting, pid: 0x01020304, weightsVersion: 3, sentAt: 2.5,
+                                values: ["b_total": 1, "a": 2], labels: ["host": "h1"])
+        let frames = WireCodec.encode(Envelope(sender: 1000, message: .heartbeat(stats)))
+        #expect(frames.count == 4)
+        #expect(frames[1] == [3, 0, 2, 0, 4, 3, 2, 1] + withUnsafeBytes(of: Double(2.5).bitPattern.littleEndian, Array.init))
+        // Entries sorted by key: "a" before "b_total".
+        #expect(Array(frames[2][0..<7]) == [2, 0, 0, 0, 1, 0, UInt8(ascii: "a")])
+        #expect(frames[3] == [1, 0, 0, 0, 4, 0] + Array("host".utf8) + [2, 0] + Array("h1".utf8))
+        #expect(try codec.decode(frames) == Envelope(sender: 1000, message: .heartbeat(stats)))
+    }
+
+    @Test func statsRejects() {
+        let good = WireCodec.encode(Samples.envelopes[6])
+        func reason(_ frames: [[UInt8]]) -> RejectReason? {
+            // Keep the header's length table true to the frames, so only the body rule can fail.
+            var f = frames
+            for i in 1..<f.count { f[0].replaceSubrange(32 + 8 * (i - 1)..<32 + 8 * i, with: withUnsafeBytes(of: UInt64(f[i].count).littleEndian, Array.init)) }
+            do { _ = try codec.decode(f); return nil } catch { return error.reason }
+        }
+        var f = good; f[1][2] = 0
+        #expect(reason(f) == .invalidField)  // state 0
+        f = good; f[1][2] = 6
+        #expect(reason(f) == .invalidField)  // state 6
+        f = good; f[3] = [65, 0, 0, 0] + Array(f[3].dropFirst(4))
+        #expect(reason(f) == .oversized)  // 65 labels
+        f = good; f[3] = [1, 0, 0, 0, 1, 0, 0xFF, 0, 0]
+        #expect(reason(f) == .invalidField)  // key not UTF-8
+        f = good; f[3] = [1, 0, 0, 0, 1, 0, UInt8(ascii: "k"), 0x01, 0x04] + [UInt8](repeating: 0x61, count: 1025)
+        #expect(reason(f) == .oversized)  // value of 1025 bytes
+        f = good; f[3] = [2, 0, 0, 0, 1, 0, UInt8(ascii: "k"), 0, 0, 1, 0, UInt8(ascii: "k"), 0, 0]
+        #expect(reason(f) == .invalidField)  // duplicate key
+        f = good; f[3] = [1, 0, 0, 0, 1, 0, UInt8(ascii: "k"), 0, 0, 9]
+        #expect(reason(f) == .lengthMismatch)  // a byte after the last label
+        f = good; f[3] = [1, 0, 0, 0, 1, 0, UInt8(ascii: "k"), 5, 0]
+        #expect(reason(f) == .truncated)  // value shorter than its length
+        f = good; f.removeLast()
+        #expect(reason(f) == .lengthMismatch || reason(f) == .truncated)  // the old two-frame body
     }
 
     @Test func counterCountsAndRateLimitsLogLines() {

@@ -50,7 +50,7 @@ struct SplitMix64: RandomNumberGenerator {
             case 4:  // wrong magic
                 frames[0][Int.random(in: 0..<4, using: &rng)] ^= 0x20
             case 5:  // wrong version
-                frames[0].replaceSubrange(4..<6, with: le(UInt16.random(in: 2...UInt16.max, using: &rng)))
+                frames[0].replaceSubrange(4..<6, with: le(WireCodec.protocolVersion &+ UInt16.random(in: 1...UInt16.max - 1, using: &rng)))
             case 6:  // unknown kind
                 frames[0].replaceSubrange(6..<8, with: le(UInt16.random(in: 9...UInt16.max, using: &rng)))
             case 7:  // absurd lengths in the header's length table and frame count

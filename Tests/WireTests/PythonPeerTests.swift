@@ -39,7 +39,7 @@ struct PythonPeerTests {
         func put(_ le: some FixedWidthInteger) -> [UInt8] { withUnsafeBytes(of: le.littleEndian, Array.init) }
         var cases: [(String, [[UInt8]])] = []
         var f = good; f[0][1] = 0; cases.append(("magic", f))
-        f = good; f[0].replaceSubrange(4..<6, with: put(UInt16(2))); cases.append(("version", f))
+        f = good; f[0].replaceSubrange(4..<6, with: put(WireCodec.protocolVersion + 1)); cases.append(("version", f))
         f = good; f[0].replaceSubrange(6..<8, with: put(UInt16(77))); cases.append(("kind", f))
         f = good; f[4].replaceSubrange(4..<8, with: put(Float.infinity.bitPattern)); cases.append(("inf", f))
         f = good; f[1].replaceSubrange(32..<36, with: put(UInt32(5000))); cases.append(("bigG", f))
@@ -47,6 +47,12 @@ struct PythonPeerTests {
         f = good; f[0][28] = 1; cases.append(("flags", f))
         let stats = WireCodec.encode(Samples.envelopes[6])
         f = stats; f[1][0] = 9; cases.append(("role", f))
+        f = stats; f[1][2] = 9; cases.append(("state", f))
+        // The labels frame: a count larger than the limit, a key of 0 bytes, a value over 1024 bytes.
+        let labelCount = stats[3].count
+        f = stats; f[3].replaceSubrange(0..<4, with: put(UInt32(65))); cases.append(("labelcount", f))
+        f = stats; f[3].replaceSubrange(4..<6, with: put(UInt16(0))); cases.append(("labelkey", f))
+        f = stats; f[3].append(0); f[0].replaceSubrange(32 + 16..<32 + 24, with: put(UInt64(labelCount + 1))); cases.append(("labeltail", f))
         var blobs = cases.map { ($0.0, $0.1.flatMap { $0 }) }
         blobs.append(("cut", Array(WireCodec.encodeBlob(Samples.envelopes[2]).dropLast(3))))
         blobs.append(("tail", WireCodec.encodeBlob(Samples.envelopes[2]) + [0]))
