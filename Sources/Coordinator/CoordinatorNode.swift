@@ -17,14 +17,22 @@ public final class CoordinatorNode {
     var lastSeen: [UInt64: Date] = [:]
     /// Heartbeats are sent every second; three missed mean dead.
     let deadAfter: TimeInterval = 3
+    /// DOTS selection (`training.selection = "dots"`), its log (RUN_DIR/selection.jsonl), and the first
+    /// step whose prompts no round has selected yet.
+    var selector: DotsSelector?
+    var selectionLog: JSONLinesWriter?
+    var selectedThrough = 0
 
-    public init(config: ClusterConfig, security: WireSecurity?) throws {
+    public init(config: ClusterConfig, security: WireSecurity?, runDir: URL? = nil) throws {
         self.config = config
         node = try WireNode(config: config, security: security)
         let suite = TaskSuite.builtIn(seed: 1)
         let t = config.training
         scheduler = Scheduler(promptIDs: suite.train.map { UInt64($0.id) }, batchSize: t.batchSize,
                               maxLag: t.maxLag, seed: UInt64(t.seed), promptsForStep: { t.freshGroups(step: $0) })
+        if t.selection == "dots" {
+            (selector, selectionLog) = try Self.makeSelector(config, train: suite.train, runDir: runDir)
+        }
     }
 
     public func run() throws {
@@ -111,8 +119,10 @@ public final class CoordinatorNode {
         if case .complete(let version, let params) = assembler.add(chunk) {
             if rewind || weights.map({ version <= $0.version }) == true {
                 scheduler.rewind(toVersion: Int(version))
+                selectedThrough = scheduler.nextStep
                 roleLog("coordinator", "the learner resumed at version \(version); steps from \(version) are issued again")
             }
+            selectRounds(version: version, weights: params)
             let chunks = WeightsChunk.split(params, version: version)
             weights = (version, chunks)
             for c in chunks {
@@ -141,5 +151,79 @@ public final class CoordinatorNode {
             scheduler.actorDied(actor, currentVersion: Int(weights?.version ?? 0))
             roleLog("coordinator", "actor \(actor) missed its heartbeats; re-queued \(held) prompt(s)")
         }
+    }
+}
+
+// MARK: - DOTS selection rounds
+
+extension CoordinatorNode {
+    static func makeSelector(_ config: ClusterConfig, train: [Problem], runDir: URL?) throws -> (DotsSelector, JSONLinesWriter?) {
+        let t = config.training
+        guard let dir = config.string("training.predictor"), !dir.isEmpty else {
+            throw ModelError.input("training.selection = \"dots\" needs training.predictor, a folder made by `dots predictor train`.")
+        }
+        var s = DotsSelector.Settings()
+        s.references = t.referenceSize
+        s.groupSize = t.groupSize
+        s.alpha = t.alpha
+        s.tau = t.tau
+        s.temperature = Float(t.temperature)
+        s.maxNewTokens = t.maxNewTokens
+        s.refit = config.bool("training.predictor_refit") ?? true
+        s.seed = UInt64(t.seed)
+        // A seeded random subset of the train split when training.selection_pool asks for one.
+        var pool = train
+        let size = config.int("training.selection_pool") ?? 0
+        if size > 0 && size < pool.count {
+            var rng = SplitMix64(seed: UInt64(t.seed) &+ 0x9001)
+            pool.shuffle(using: &rng)
+            pool = Array(pool.prefix(size))
+        }
+        let start = Date()
+        let selector = try DotsSelector(predictorDir: URL(fileURLWithPath: dir), pool: pool,
+                                        modelCheckpoint: URL(fileURLWithPath: config.model.checkpoint), settings: s)
+        roleLog("coordinator", String(format: "DOTS selection: predictor %@, %d candidate prompts, K = %d, μ = %d, α = %g, τ = %g (ready in %.1f s)",
+                                      dir, pool.count, s.references, t.selectionEvery, s.alpha, s.tau, Date().timeIntervalSince(start)))
+        var log: JSONLinesWriter?
+        if let runDir {
+            try FileManager.default.createDirectory(at: runDir, withIntermediateDirectories: true)
+            log = try JSONLinesWriter(path: runDir.appendingPathComponent("selection.jsonl").path)
+        }
+        return (selector, log)
+    }
+
+    /// Runs the selection rounds the coming `advance` needs: every round of μ steps (from its first
+    /// unselected step to the round's end) whose first step the weights version now lets the scheduler issue.
+    func selectRounds(version: UInt64, weights params: [Float]) {
+        guard let selector else { return }
+        let t = config.training, mu = t.selectionEvery
+        selectedThrough = max(selectedThrough, scheduler.nextStep, Int(version))
+        var ran = false
+        while selectedThrough <= Int(version) + t.maxLag && selectedThrough < t.steps {
+            let start = selectedThrough, end = min((start / mu + 1) * mu, t.steps)
+            let counts = (start..<end).map { t.freshGroups(step: $0) }
+            do {
+                let round = try selector.select(count: counts.reduce(0, +), round: start / mu, weights: params, version: version)
+                var offset = 0
+                for (step, n) in zip(start..<end, counts) {
+                    scheduler.plan(step: step, prompts: Array(round.prompts[offset..<min(offset + n, round.prompts.count)]))
+                    offset += n
+                }
+                var record = round.record
+                record["steps"] = Array(start..<end)
+                record["time"] = Date().timeIntervalSince1970
+                selectionLog?.write(record)
+                let secs = record["seconds"] as? [String: Double] ?? [:]
+                roleLog("coordinator", String(format: "selection round %d (steps %d–%d) on version %llu: references %.2f s, prediction %.2f s, predicted difficulty of the selected %.3f",
+                                              start / mu, start, end - 1, version, secs["reference_rollouts"] ?? 0, secs["prediction"] ?? 0,
+                                              record["predicted_mean_difficulty_selected"] as? Double ?? 0))
+            } catch {
+                roleLog("coordinator", "selection round \(start / mu) failed (\(error)); its steps get uniform prompts")
+            }
+            selectedThrough = end
+            ran = true
+        }
+        // The coordinator, not the actors, was busy: don't count the selection against their heartbeats.
+        if ran { for id in lastSeen.keys { lastSeen[id] = Date() } }
     }
 }

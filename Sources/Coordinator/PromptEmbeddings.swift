@@ -52,9 +52,10 @@ public enum PromptEmbeddings {
 }
 
 /// 64-bit FNV-1a: a content hash for cache keys (not for security).
-struct FNV1a {
-    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
-    mutating func add(_ data: Data) {
+public struct FNV1a: Sendable {
+    public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+    public init() {}
+    public mutating func add(_ data: Data) {
         var h = value
         data.withUnsafeBytes { raw in
             for b in raw { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
@@ -64,7 +65,7 @@ struct FNV1a {
 }
 
 /// Rows `indices` of a row-major (n, dim) matrix.
-func gatherRows(_ m: [Float], dim: Int, _ indices: [Int]) -> [Float] {
+public func gatherRows(_ m: [Float], dim: Int, _ indices: [Int]) -> [Float] {
     var out = [Float](repeating: 0, count: indices.count * dim)
     for (r, i) in indices.enumerated() {
         for j in 0..<dim { out[r * dim + j] = m[i * dim + j] }
