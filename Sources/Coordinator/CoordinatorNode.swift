@@ -1,5 +1,6 @@
 import Foundation
 import Model
+import Synchronization
 import Tasks
 import Wire
 
@@ -22,6 +23,12 @@ public final class CoordinatorNode {
     var selector: DotsSelector?
     var selectionLog: JSONLinesWriter?
     var selectedThrough = 0
+    /// The weights of the newest version (DOTS rolls its reference prompts out with them).
+    var latestParams: [Float] = []
+    /// A selection round runs on a thread of its own, so the coordinator keeps answering actors and
+    /// heartbeats meanwhile; the scheduler advances when it is done.
+    var selectionInFlight = false
+    let selectionResult = SelectionInbox()
 
     public init(config: ClusterConfig, security: WireSecurity?, runDir: URL? = nil) throws {
         self.config = config
@@ -58,6 +65,7 @@ public final class CoordinatorNode {
                     }
                 }
             }
+            if let done = selectionResult.take() { finishSelection(done) }
             if Date().timeIntervalSince(lastCheck) > 1 {
                 lastCheck = Date()
                 reapDeadActors()
@@ -122,15 +130,14 @@ public final class CoordinatorNode {
                 selectedThrough = scheduler.nextStep
                 roleLog("coordinator", "the learner resumed at version \(version); steps from \(version) are issued again")
             }
-            selectRounds(version: version, weights: params)
+            if selector != nil { latestParams = params }
             let chunks = WeightsChunk.split(params, version: version)
             weights = (version, chunks)
             for c in chunks {
                 // PUB drops at its high-water mark rather than block: the snapshot path covers a loss.
                 _ = try? announce.send(WireCodec.encode(.weights(c), sender: ClusterConfig.coordinatorID), dontWait: true)
             }
-            scheduler.advance(toVersion: Int(version))
-            roleLog("coordinator", "weights version \(version); queued through step \(scheduler.nextStep - 1)")
+            advanceSchedule()
         }
     }
 
@@ -192,38 +199,75 @@ extension CoordinatorNode {
         return (selector, log)
     }
 
-    /// Runs the selection rounds the coming `advance` needs: every round of μ steps (from its first
-    /// unselected step to the round's end) whose first step the weights version now lets the scheduler issue.
-    func selectRounds(version: UInt64, weights params: [Float]) {
-        guard let selector else { return }
-        let t = config.training, mu = t.selectionEvery
-        selectedThrough = max(selectedThrough, scheduler.nextStep, Int(version))
-        var ran = false
-        while selectedThrough <= Int(version) + t.maxLag && selectedThrough < t.steps {
-            let start = selectedThrough, end = min((start / mu + 1) * mu, t.steps)
-            let counts = (start..<end).map { t.freshGroups(step: $0) }
-            do {
-                let round = try selector.select(count: counts.reduce(0, +), round: start / mu, weights: params, version: version)
-                var offset = 0
-                for (step, n) in zip(start..<end, counts) {
-                    scheduler.plan(step: step, prompts: Array(round.prompts[offset..<min(offset + n, round.prompts.count)]))
-                    offset += n
+    /// Queues the steps the newest weights version allows, after the selection rounds they need: a round
+    /// (its steps from the first unselected one to the round's end) is selected before its first step is
+    /// issued. A round in flight holds the queue back; its completion calls this again.
+    func advanceSchedule() {
+        guard let w = weights else { return }
+        let version = Int(w.version), t = config.training, mu = t.selectionEvery
+        if let selector {
+            if selectionInFlight { return }
+            selectedThrough = max(selectedThrough, scheduler.nextStep, version)
+            if selectedThrough <= version + t.maxLag && selectedThrough < t.steps {
+                let start = selectedThrough, end = min((start / mu + 1) * mu, t.steps)
+                let counts = (start..<end).map { t.freshGroups(step: $0) }
+                selectionInFlight = true
+                let params = latestParams, result = selectionResult, v = w.version
+                Thread.detachNewThread {
+                    let outcome: SelectionOutcome
+                    do {
+                        let round = try selector.select(count: counts.reduce(0, +), round: start / mu, weights: params, version: v)
+                        outcome = SelectionOutcome(start: start, counts: counts, version: v, round: round, error: nil)
+                    } catch {
+                        outcome = SelectionOutcome(start: start, counts: counts, version: v, round: nil, error: "\(error)")
+                    }
+                    result.put(outcome)
                 }
-                var record = round.record
-                record["steps"] = Array(start..<end)
-                record["time"] = Date().timeIntervalSince1970
-                selectionLog?.write(record)
-                let secs = record["seconds"] as? [String: Double] ?? [:]
-                roleLog("coordinator", String(format: "selection round %d (steps %d–%d) on version %llu: references %.2f s, prediction %.2f s, predicted difficulty of the selected %.3f",
-                                              start / mu, start, end - 1, version, secs["reference_rollouts"] ?? 0, secs["prediction"] ?? 0,
-                                              record["predicted_mean_difficulty_selected"] as? Double ?? 0))
-            } catch {
-                roleLog("coordinator", "selection round \(start / mu) failed (\(error)); its steps get uniform prompts")
+                return
             }
-            selectedThrough = end
-            ran = true
         }
-        // The coordinator, not the actors, was busy: don't count the selection against their heartbeats.
-        if ran { for id in lastSeen.keys { lastSeen[id] = Date() } }
+        scheduler.advance(toVersion: version)
+        roleLog("coordinator", "weights version \(version); queued through step \(scheduler.nextStep - 1)")
     }
+
+    /// A selection round is done: plan its steps, log it, and go on queueing.
+    func finishSelection(_ outcome: SelectionOutcome) {
+        selectionInFlight = false
+        let mu = config.training.selectionEvery, end = outcome.start + outcome.counts.count
+        if let round = outcome.round {
+            var offset = 0
+            for (step, n) in zip(outcome.start..<end, outcome.counts) {
+                scheduler.plan(step: step, prompts: Array(round.prompts[min(offset, round.prompts.count)..<min(offset + n, round.prompts.count)]))
+                offset += n
+            }
+            var record = round.record
+            record["steps"] = Array(outcome.start..<end)
+            record["time"] = Date().timeIntervalSince1970
+            selectionLog?.write(record)
+            let secs = record["seconds"] as? [String: Double] ?? [:]
+            roleLog("coordinator", String(format: "selection round %d (steps %d–%d) on version %llu: references %.2f s, prediction %.2f s, predicted difficulty of the selected %.3f",
+                                          outcome.start / mu, outcome.start, end - 1, outcome.version, secs["reference_rollouts"] ?? 0,
+                                          secs["prediction"] ?? 0, record["predicted_mean_difficulty_selected"] as? Double ?? 0))
+        } else {
+            roleLog("coordinator", "selection round \(outcome.start / mu) failed (\(outcome.error ?? "?")); its steps get uniform prompts")
+        }
+        selectedThrough = end
+        advanceSchedule()
+    }
+}
+
+/// Where a selection thread leaves its outcome for the coordinator's loop.
+final class SelectionInbox: Sendable {
+    private let value = Mutex<SelectionOutcome?>(nil)
+    func put(_ outcome: SelectionOutcome) { value.withLock { $0 = outcome } }
+    func take() -> SelectionOutcome? { value.withLock { v in defer { v = nil }; return v } }
+}
+
+/// What a selection thread hands back to the coordinator's loop.
+struct SelectionOutcome: Sendable {
+    var start: Int
+    var counts: [Int]
+    var version: UInt64
+    var round: DotsSelector.Round?
+    var error: String?
 }

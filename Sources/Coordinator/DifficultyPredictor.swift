@@ -131,7 +131,7 @@ public final class DifficultyPredictor: @unchecked Sendable {
     ///   - dropoutSeed: dropout on (training) when given; the masks are drawn from this seed.
     public func forward(queries: [Float], references: [Float], labels: [Float], excludeSelf: Bool = false,
                         dropoutSeed: UInt64? = nil) -> Pass {
-        let d = config.embeddingDim, h = config.outputDim
+        let d = config.embeddingDim
         let n = queries.count / d, k = labels.count
         precondition(queries.count == n * d && references.count == k * d && k > 0, "predictor input shapes")
         var pass = Pass()
@@ -140,9 +140,33 @@ public final class DifficultyPredictor: @unchecked Sendable {
         var rngR = dropoutSeed.map { SplitMix64.stream(seed: $0, index: 1) }
         pass.query = tower("query", queries, n: n, rng: &rngQ)
         pass.ref = tower("ref", references, n: k, rng: &rngR)
+        attend(&pass, queryOut: pass.query.out, n: n, excludeSelf: excludeSelf)
+        return pass
+    }
+
+    /// The query tower's outputs for (n, d) embeddings, without dropout. A candidate pool's encodings
+    /// don't change between selection rounds (frozen embeddings, fixed predictor): compute them once.
+    public func encodeQueries(_ queries: [Float]) -> [Float] {
+        var none: SplitMix64? = nil
+        return tower("query", queries, n: queries.count / config.embeddingDim, rng: &none).out
+    }
+
+    /// `forward` for queries already encoded with `encodeQueries` (inference only: no backward).
+    public func forward(encodedQueries: [Float], references: [Float], labels: [Float]) -> Pass {
+        var pass = Pass()
+        pass.labels = labels
+        var none: SplitMix64? = nil
+        pass.ref = tower("ref", references, n: labels.count, rng: &none)
+        attend(&pass, queryOut: encodedQueries, n: encodedQueries.count / config.outputDim, excludeSelf: false)
+        return pass
+    }
+
+    /// Attention of the encoded queries over the encoded references, then the calibration head.
+    private func attend(_ pass: inout Pass, queryOut: [Float], n: Int, excludeSelf: Bool) {
+        let h = config.outputDim, k = pass.labels.count, labels = pass.labels
         // S = Q Rᵀ/√h (n, K), row softmax, d̂ = A·d.
         var s = [Float](repeating: 0, count: n * k)
-        pass.query.out.withUnsafeBufferPointer { q in pass.ref.out.withUnsafeBufferPointer { r in s.withUnsafeMutableBufferPointer { sp in
+        queryOut.withUnsafeBufferPointer { q in pass.ref.out.withUnsafeBufferPointer { r in s.withUnsafeMutableBufferPointer { sp in
             sgemm(false, true, n, k, h, 1 / Float(h).squareRoot(), q.baseAddress!, h, r.baseAddress!, h, 0, sp.baseAddress!, k)
         } } }
         pass.raw = [Float](repeating: 0, count: n)
@@ -164,7 +188,6 @@ public final class DifficultyPredictor: @unchecked Sendable {
         }
         pass.probs = s
         calibrate(&pass)
-        return pass
     }
 
     /// The calibration head over [mean, std] of the reference labels, applied to every raw d̂.
@@ -323,6 +346,13 @@ public final class DifficultyPredictor: @unchecked Sendable {
     /// the references' leave-one-out predictions is applied and the result clamped to [0, 1].
     public func predict(queries: [Float], references: [Float], labels: [Float], refit: Bool) -> [Float] {
         let out = forward(queries: queries, references: references, labels: labels).output
+        guard refit, let (a, b) = referenceFit(references: references, labels: labels) else { return out }
+        return out.map { Float(min(1, max(0, a * Double($0) + b))) }
+    }
+
+    /// `predict` for queries encoded with `encodeQueries`.
+    public func predict(encodedQueries: [Float], references: [Float], labels: [Float], refit: Bool) -> [Float] {
+        let out = forward(encodedQueries: encodedQueries, references: references, labels: labels).output
         guard refit, let (a, b) = referenceFit(references: references, labels: labels) else { return out }
         return out.map { Float(min(1, max(0, a * Double($0) + b))) }
     }

@@ -6,7 +6,8 @@ import Tasks
 /// DOTS in the coordinator: once a round (μ steps), roll out K reference prompts G times with the current
 /// weights on the coordinator's own copy of the model, label them (d = 1 − pass rate), predict d̂ for every
 /// other candidate prompt, and draw the round's prompts with P ∝ exp(−|d̂ − α|/τ) (`Selection`).
-public final class DotsSelector {
+/// Used by one thread at a time (the coordinator's selection thread), hence `@unchecked Sendable`.
+public final class DotsSelector: @unchecked Sendable {
     public struct Settings: Sendable {
         /// K.
         public var references = 128
@@ -23,7 +24,8 @@ public final class DotsSelector {
     }
 
     /// One round's outcome: the prompts, in the order to hand them out, and what to log about it.
-    public struct Round {
+    /// `record` holds JSON values only (numbers, strings, arrays and objects of them).
+    public struct Round: @unchecked Sendable {
         public var prompts: [UInt64]
         public var record: [String: Any]
     }
@@ -33,6 +35,8 @@ public final class DotsSelector {
     let pool: [Problem]
     /// (pool, dim) frozen embeddings of the candidate pool.
     let embeddings: [Float]
+    /// (pool, h) the pool's query-tower encodings, computed once.
+    let encoded: [Float]
     let engine: RolloutEngine
 
     /// - Parameters:
@@ -50,6 +54,7 @@ public final class DotsSelector {
             throw ModelError.checkpoint("The predictor in \(predictorDir.path) expects \(predictor.config.embeddingDim)-wide embeddings but its embedder gives \(emb.dim).")
         }
         embeddings = emb.values
+        encoded = predictor.encodeQueries(emb.values)
         self.pool = pool
         self.settings = settings
         let (model, tok) = try Checkpoint.load(modelCheckpoint)
@@ -78,8 +83,8 @@ public final class DotsSelector {
         // d̂ for every other candidate.
         let t1 = Date()
         let refZ = gatherRows(embeddings, dim: dim, refRows)
-        let predicted = predictor.predict(queries: gatherRows(embeddings, dim: dim, candidates), references: refZ,
-                                          labels: labels, refit: settings.refit)
+        let predicted = predictor.predict(encodedQueries: gatherRows(encoded, dim: predictor.config.outputDim, candidates),
+                                          references: refZ, labels: labels, refit: settings.refit)
         let loo = predictor.forward(queries: refZ, references: refZ, labels: labels, excludeSelf: true).output
         let predictSeconds = Date().timeIntervalSince(t1)
 

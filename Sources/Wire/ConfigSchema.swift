@@ -162,7 +162,7 @@ public enum ConfigSchema {
         .init("training.checkpoint_every", .int(0...10_000_000), .defaults(.int(50)), "steps between checkpoints; 0 = only at the end"),
         .init("training.eval_every", .int(0...10_000_000), .defaults(.int(10)), "steps between evaluations; 0 = never"),
         .init("training.selection", .choice(["uniform", "dots"]), .defaults(.string("uniform")), "prompt selection: uniform baseline or DOTS"),
-        .init("training.reference_size", .int(1...1_000_000), .defaults(.int(128)), "K: reference prompts rolled out per selection round"),
+        .init("training.reference_size", .int(1...1_000_000), .defaults(.int(32)), "K: reference prompts rolled out per selection round"),
         .init("training.selection_every", .int(1...1000), .defaults(.int(2)), "μ: steps per selection round"),
         .init("training.alpha", .double(0...1), .defaults(.double(0.5)), "α: target adaptive difficulty"),
         .init("training.tau", .double(1e-9...100), .defaults(.double(1e-3)), "τ: selection temperature"),

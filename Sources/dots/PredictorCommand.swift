@@ -127,6 +127,7 @@ struct PredictorTrainCommand: AsyncParsableCommand {
             "labelled_prompts": labelled.count, "held_out_prompts": heldOut.count, "samples": samples,
             "temperature": Double(label.temperature), "max_tokens": label.maxTokens, "steps": steps, "batch_size": batchSize,
             "references": references, "learning_rate": Double(learningRate), "seed": label.seed, "held_out": scores,
+            "labelled_ids": labelled.map { train[$0].id },
         ]
         try predictor.save(to: outURL, info: info)
         print("Wrote \(out) (\(predictor.parameterCount) parameters) in \(formatDuration(Date().timeIntervalSince(start))).")
@@ -181,8 +182,10 @@ struct PredictorEvalCommand: AsyncParsableCommand {
         commandName: "eval",
         abstract: "Pearson ρ between predicted and measured adaptive difficulty of held-out prompts under a checkpoint.",
         discussion: """
-        The checkpoint rolls out K random train-split reference prompts (--reference-samples each) and the
-        first --prompts test-split prompts (--samples each; the predictor never saw the test split). The
+        The checkpoint rolls out K random train-split reference prompts (--reference-samples each) and
+        --prompts held-out prompts (--samples each): with --split train (the default, what the coordinator
+        predicts during training) random train-split prompts the predictor was not trained on, with --split
+        test the first test-split prompts. The
         predictor predicts the test prompts' difficulty from the references' measured difficulty, as the
         coordinator does during training; ρ compares it with the measured difficulty. The report also gives
         the split-half ceiling: ρ between two independent halves of the samples, stepped up to the full
@@ -191,7 +194,8 @@ struct PredictorEvalCommand: AsyncParsableCommand {
 
     @Option(help: "Predictor folder (from `dots predictor train`).") var predictor: String
     @Option(help: "Checkpoint whose adaptive difficulty is predicted.") var checkpoint: String
-    @Option(help: "Held-out (test-split) prompts.") var prompts: Int = 1000
+    @Option(help: "Held-out prompts.") var prompts: Int = 1000
+    @Option(help: "Where the held-out prompts come from: train (those the predictor was not trained on) or test.") var split: String = "train"
     @Option(help: "Samples per held-out prompt (its measured difficulty).") var samples: Int = 8
     @Option(help: "K: reference prompts.") var references: Int = 128
     @Option(help: "G: samples per reference prompt.") var referenceSamples: Int = 8
@@ -201,6 +205,7 @@ struct PredictorEvalCommand: AsyncParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     func validate() throws {
+        if split != "train" && split != "test" { throw ValidationError("--split must be train or test, not \(split).") }
         if prompts < 2 || samples < 1 || references < 1 || referenceSamples < 1 {
             throw ValidationError("--prompts must be at least 2; --samples, --references and --reference-samples positive.")
         }
@@ -213,11 +218,22 @@ struct PredictorEvalCommand: AsyncParsableCommand {
 
     private func evaluate() throws {
         let dir = URL(fileURLWithPath: predictor)
-        let (p, _) = try DifficultyPredictor.load(from: dir)
+        let (p, info) = try DifficultyPredictor.load(from: dir)
         let suite = TaskSuite.builtIn(seed: 1)
-        let held = Array(suite.test.prefix(prompts))
         var rng = SplitMix64(seed: label.seed)
-        let refs = Array(suite.train.shuffled(using: &rng).prefix(references))
+        let shuffled = suite.train.shuffled(using: &rng)
+        let refs = Array(shuffled.prefix(references))
+        var labelled = (info["labelled_ids"] as? [Int]) ?? []
+        if labelled.isEmpty, let n = info["labelled_prompts"] as? Int, let seed = info["seed"] as? Int {
+            // Folders written before labelled_ids was stored: redraw the training command's subset.
+            var r = SplitMix64(seed: UInt64(seed))
+            var order = Array(suite.train.indices)
+            order.shuffle(using: &r)
+            labelled = order.prefix(n).map { suite.train[$0].id }
+        }
+        let seen = Set(labelled).union(refs.map(\.id))
+        let held = split == "test" ? Array(suite.test.prefix(prompts))
+            : Array(shuffled.dropFirst(references).filter { !seen.contains($0.id) }.prefix(prompts))
         let embedder = dir.appendingPathComponent("embedder"), cache = dir.appendingPathComponent("embeddings")
         let zRef = try PromptEmbeddings.cached(suite.train, embedder: embedder, cacheDir: cache)
         let zHeld = try PromptEmbeddings.cached(held, embedder: embedder, cacheDir: cache)
@@ -261,7 +277,7 @@ struct PredictorEvalCommand: AsyncParsableCommand {
             ceiling = reliability > 0 ? reliability.squareRoot() : 0
         }
         let report: [String: Any] = [
-            "checkpoint": checkpoint, "predictor": predictor, "prompts": held.count, "samples": samples,
+            "checkpoint": checkpoint, "predictor": predictor, "split": split, "prompts": held.count, "samples": samples,
             "references": refs.count, "reference_samples": referenceSamples, "refit": !noRefit,
             "rho": rho, "rho_without_refit": pearson(raw.map(Double.init), truth),
             "rho_with_refit": pearson(fitted.map(Double.init), truth), "mae": mae,
@@ -273,8 +289,8 @@ struct PredictorEvalCommand: AsyncParsableCommand {
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
         } else {
-            print(String(format: "ρ = %.3f (%@) on %d held-out prompts × %d samples, K = %d references × %d samples",
-                         rho, noRefit ? "no re-fit" : "with the linear re-fit", held.count, samples, refs.count, referenceSamples))
+            print(String(format: "ρ = %.3f (%@) on %d held-out %@-split prompts × %d samples, K = %d references × %d samples",
+                         rho, noRefit ? "no re-fit" : "with the linear re-fit", held.count, split, samples, refs.count, referenceSamples))
             print(String(format: "  ρ without re-fit %.3f; MAE %.3f; measured mean difficulty %.3f, predicted %.3f",
                          report["rho_without_refit"] as! Double, mae, report["measured_mean_difficulty"] as! Double,
                          report["predicted_mean_difficulty"] as! Double))

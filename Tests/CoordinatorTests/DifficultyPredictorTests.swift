@@ -125,3 +125,15 @@ func predictorSaveLoad() throws {
         #expect("\(error)".contains("No predictor folder"))
     }
 }
+
+@Test("Predicting from cached query encodings gives the same result as from embeddings")
+func encodedQueriesMatch() {
+    let p = DifficultyPredictor(config: PredictorConfig(embeddingDim: 8, hiddenDim: 12, outputDim: 6))
+    p.initialize(seed: 4)
+    var rng = SplitMix64(seed: 8)
+    let q = gaussians(10 * 8, &rng), r = gaussians(5 * 8, &rng)
+    let labels: [Float] = [0.1, 0.3, 0.5, 0.7, 1]
+    let a = p.predict(queries: q, references: r, labels: labels, refit: true)
+    let b = p.predict(encodedQueries: p.encodeQueries(q), references: r, labels: labels, refit: true)
+    #expect(zip(a, b).allSatisfy { abs($0 - $1) < 1e-6 })
+}
