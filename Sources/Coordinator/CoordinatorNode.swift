@@ -176,7 +176,7 @@ extension CoordinatorNode {
         s.tau = t.tau
         s.temperature = Float(t.temperature)
         s.maxNewTokens = t.maxNewTokens
-        s.refit = config.bool("training.predictor_refit") ?? true
+        s.refit = DifficultyPredictor.Refit(rawValue: config.string("training.predictor_refit") ?? "linear") ?? .linear
         s.seed = UInt64(t.seed)
         // A seeded random subset of the train split when training.selection_pool asks for one.
         var pool = train

@@ -342,22 +342,80 @@ public final class DifficultyPredictor: @unchecked Sendable {
         return (a, my - a * mx)
     }
 
+    /// How predictions are re-fitted on each reference set (`training.predictor_refit`).
+    public enum Refit: String, Sendable, CaseIterable {
+        /// No re-fit: the calibration head's output as it is.
+        case none
+        /// The authors' least-squares line d ≈ a·d̂ + b.
+        case linear
+        /// A monotone (isotonic, pool-adjacent-violators) map d̂ → E[d | d̂]: follows a curved relation,
+        /// where a line fitted to a bimodal difficulty distribution is right at the ends and wrong in the middle.
+        case isotonic
+    }
+
     /// Predictions for `queries` (n, d) given the labelled references; with `refit`, the linear re-fit on
     /// the references' leave-one-out predictions is applied and the result clamped to [0, 1].
     public func predict(queries: [Float], references: [Float], labels: [Float], refit: Bool) -> [Float] {
+        predict(queries: queries, references: references, labels: labels, mode: refit ? .linear : .none)
+    }
+
+    public func predict(queries: [Float], references: [Float], labels: [Float], mode: Refit) -> [Float] {
         let out = forward(queries: queries, references: references, labels: labels).output
-        guard refit, let (a, b) = referenceFit(references: references, labels: labels) else { return out }
-        return out.map { Float(min(1, max(0, a * Double($0) + b))) }
+        guard let f = referenceCalibration(references: references, labels: labels, mode: mode) else { return out }
+        return out.map(f)
     }
 
     /// `predict` for queries encoded with `encodeQueries`.
-    public func predict(encodedQueries: [Float], references: [Float], labels: [Float], refit: Bool) -> [Float] {
+    public func predict(encodedQueries: [Float], references: [Float], labels: [Float], mode: Refit) -> [Float] {
         let out = forward(encodedQueries: encodedQueries, references: references, labels: labels).output
-        guard refit, let (a, b) = referenceFit(references: references, labels: labels) else { return out }
-        return out.map { Float(min(1, max(0, a * Double($0) + b))) }
+        guard let f = referenceCalibration(references: references, labels: labels, mode: mode) else { return out }
+        return out.map(f)
     }
 
-    /// The re-fit line of the reference set (nil when degenerate).
+    /// The re-fit map of a reference set, from its leave-one-out predictions (nil: none, or degenerate).
+    public func referenceCalibration(references: [Float], labels: [Float], mode: Refit) -> ((Float) -> Float)? {
+        guard mode != .none, labels.count >= 3 else { return nil }
+        let loo = forward(queries: references, references: references, labels: labels, excludeSelf: true).output
+        switch mode {
+        case .none: return nil
+        case .linear:
+            guard let (a, b) = Self.linearFit(predicted: loo, measured: labels) else { return nil }
+            return { Float(min(1, max(0, a * Double($0) + b))) }
+        case .isotonic:
+            let (xs, ys) = Self.isotonicFit(predicted: loo, measured: labels)
+            return { Self.interpolate($0, xs, ys) }
+        }
+    }
+
+    /// Pool-adjacent-violators: the non-decreasing step function of x closest to y in squared error, as
+    /// knots (mean x of each block, block mean of y).
+    public static func isotonicFit(predicted: [Float], measured: [Float]) -> (xs: [Float], ys: [Float]) {
+        let order = predicted.indices.sorted { predicted[$0] < predicted[$1] }
+        var blocks: [(sx: Double, sy: Double, n: Double)] = []
+        for i in order {
+            blocks.append((Double(predicted[i]), Double(measured[i]), 1))
+            while blocks.count >= 2, blocks[blocks.count - 2].sy / blocks[blocks.count - 2].n > blocks[blocks.count - 1].sy / blocks[blocks.count - 1].n {
+                let last = blocks.removeLast()
+                blocks[blocks.count - 1].sx += last.sx
+                blocks[blocks.count - 1].sy += last.sy
+                blocks[blocks.count - 1].n += last.n
+            }
+        }
+        return (blocks.map { Float($0.sx / $0.n) }, blocks.map { Float($0.sy / $0.n) })
+    }
+
+    /// Piecewise-linear through the knots, constant beyond them.
+    static func interpolate(_ x: Float, _ xs: [Float], _ ys: [Float]) -> Float {
+        guard let first = xs.first, let last = xs.last else { return x }
+        if x <= first { return ys[0] }
+        if x >= last { return ys[ys.count - 1] }
+        var lo = 0, hi = xs.count - 1
+        while hi - lo > 1 { let mid = (lo + hi) / 2; if xs[mid] <= x { lo = mid } else { hi = mid } }
+        let span = xs[hi] - xs[lo]
+        return span > 0 ? ys[lo] + (ys[hi] - ys[lo]) * (x - xs[lo]) / span : ys[lo]
+    }
+
+    /// The linear re-fit line of the reference set (nil when degenerate).
     public func referenceFit(references: [Float], labels: [Float]) -> (slope: Double, intercept: Double)? {
         guard labels.count >= 3 else { return nil }
         let loo = forward(queries: references, references: references, labels: labels, excludeSelf: true).output

@@ -17,8 +17,8 @@ public final class DotsSelector: @unchecked Sendable {
         public var alpha = 0.5, tau = 1e-3
         public var temperature: Float = 1
         public var maxNewTokens = 10
-        /// Apply the linear re-fit on the reference set.
-        public var refit = true
+        /// How predictions are re-fitted on each round's reference set.
+        public var refit = DifficultyPredictor.Refit.linear
         public var seed: UInt64 = 0
         public init() {}
     }
@@ -84,7 +84,7 @@ public final class DotsSelector: @unchecked Sendable {
         let t1 = Date()
         let refZ = gatherRows(embeddings, dim: dim, refRows)
         let predicted = predictor.predict(encodedQueries: gatherRows(encoded, dim: predictor.config.outputDim, candidates),
-                                          references: refZ, labels: labels, refit: settings.refit)
+                                          references: refZ, labels: labels, mode: settings.refit)
         let loo = predictor.forward(queries: refZ, references: refZ, labels: labels, excludeSelf: true).output
         let predictSeconds = Date().timeIntervalSince(t1)
 

@@ -199,12 +199,16 @@ struct PredictorEvalCommand: AsyncParsableCommand {
     @Option(help: "Samples per held-out prompt (its measured difficulty).") var samples: Int = 8
     @Option(help: "K: reference prompts.") var references: Int = 128
     @Option(help: "G: samples per reference prompt.") var referenceSamples: Int = 8
-    @Flag(help: "Turn off the linear re-fit on the reference set.") var noRefit = false
+    @Option(help: "Re-fit of the predictions on the reference set: linear (the authors'), isotonic or none.") var refit: String = "linear"
+    @Option(help: "Also draw this many prompts as a selection round would (P ∝ exp(−|d̂ − α|/τ)) and report their measured difficulty.") var select: Int = 64
+    @Option(help: "α of that draw.") var alpha: Double = 0.5
+    @Option(help: "τ of that draw.") var tau: Double = 1e-3
     @Flag(help: "Print the report as JSON.") var json = false
     @OptionGroup var label: LabelOptions
     @OptionGroup var compute: ComputeOptions
 
     func validate() throws {
+        if DifficultyPredictor.Refit(rawValue: refit) == nil { throw ValidationError("--refit must be linear, isotonic or none, not \(refit).") }
         if split != "train" && split != "test" { throw ValidationError("--split must be train or test, not \(split).") }
         if prompts < 2 || samples < 1 || references < 1 || referenceSamples < 1 {
             throw ValidationError("--prompts must be at least 2; --samples, --references and --reference-samples positive.")
@@ -259,13 +263,29 @@ struct PredictorEvalCommand: AsyncParsableCommand {
         let t0 = Date()
         let refRows = refs.map(\.id)  // train ids are row indices
         let refZ = gatherRows(zRef.values, dim: zRef.dim, refRows)
-        let raw = p.predict(queries: zHeld.values, references: refZ, labels: refLabels, refit: false)
-        let fit = p.referenceFit(references: refZ, labels: refLabels)
-        let fitted = fit.map { f in raw.map { Float(min(1, max(0, f.slope * Double($0) + f.intercept))) } } ?? raw
+        let raw = p.predict(queries: zHeld.values, references: refZ, labels: refLabels, mode: .none)
+        let used = p.predict(queries: zHeld.values, references: refZ, labels: refLabels, mode: DifficultyPredictor.Refit(rawValue: refit)!)
         let predictSeconds = Date().timeIntervalSince(t0)
-        let used = noRefit ? raw : fitted
         let rho = pearson(used.map(Double.init), truth)
         let mae = zip(used, truth).map { abs(Double($0) - $1) }.reduce(0, +) / Double(truth.count)
+        // What a selection round would draw from these predictions, and what it would really get.
+        var srng = SplitMix64(seed: label.seed &+ 5)
+        let picked = Selection.draw(difficulties: used, count: select, alpha: alpha, tau: tau, rng: &srng)
+        let pickedTruth = picked.map { truth[$0] }
+        let selected: [String: Any] = [
+            "count": picked.count, "alpha": alpha, "tau": tau,
+            "predicted_mean_difficulty": picked.map { Double(used[$0]) }.reduce(0, +) / Double(max(1, picked.count)),
+            "measured_mean_difficulty": pickedTruth.reduce(0, +) / Double(max(1, picked.count)),
+            "measured_effective_fraction": Double(pickedTruth.filter { $0 > 0 && $0 < 1 }.count) / Double(max(1, picked.count)),
+        ]
+        // Calibration: the measured difficulty of the prompts in each tenth of the predicted range.
+        var bins: [[Double]] = []
+        for b in 0..<10 {
+            let lo = Float(b) / 10, hi = Float(b + 1) / 10
+            let members = used.indices.filter { used[$0] >= lo && (used[$0] < hi || (b == 9 && used[$0] <= 1)) }
+            if members.isEmpty { continue }
+            bins.append([Double(lo), Double(members.count), members.map { truth[$0] }.reduce(0, +) / Double(members.count)])
+        }
         // Split-half reliability of the measured labels.
         let half = samples / 2
         var ceiling: Double?
@@ -278,23 +298,28 @@ struct PredictorEvalCommand: AsyncParsableCommand {
         }
         let report: [String: Any] = [
             "checkpoint": checkpoint, "predictor": predictor, "split": split, "prompts": held.count, "samples": samples,
-            "references": refs.count, "reference_samples": referenceSamples, "refit": !noRefit,
+            "references": refs.count, "reference_samples": referenceSamples, "refit": refit,
             "rho": rho, "rho_without_refit": pearson(raw.map(Double.init), truth),
-            "rho_with_refit": pearson(fitted.map(Double.init), truth), "mae": mae,
+            "mae": mae,
             "measured_mean_difficulty": truth.reduce(0, +) / Double(truth.count),
             "predicted_mean_difficulty": Double(used.reduce(0, +)) / Double(used.count),
             "measured_effective_fraction": Double(truth.filter { $0 > 0 && $0 < 1 }.count) / Double(truth.count),
             "rho_ceiling": ceiling ?? NSNull(), "rollout_seconds": rolloutSeconds, "predict_seconds": predictSeconds,
+            "selected": selected, "calibration": bins,
         ]
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(String(format: "ρ = %.3f (%@) on %d held-out %@-split prompts × %d samples, K = %d references × %d samples",
-                         rho, noRefit ? "no re-fit" : "with the linear re-fit", held.count, split, samples, refs.count, referenceSamples))
+                         rho, refit == "none" ? "no re-fit" : "with the \(refit) re-fit", held.count, split, samples, refs.count, referenceSamples))
             print(String(format: "  ρ without re-fit %.3f; MAE %.3f; measured mean difficulty %.3f, predicted %.3f",
                          report["rho_without_refit"] as! Double, mae, report["measured_mean_difficulty"] as! Double,
                          report["predicted_mean_difficulty"] as! Double))
             if let ceiling { print(String(format: "  split-half ceiling of ρ against %d-sample labels: %.3f", samples, ceiling)) }
+            print(String(format: "  a selection of %d (α %g, τ %g): predicted difficulty %.3f, measured %.3f, %.0f%% effective (all prompts: %.0f%%)",
+                         picked.count, alpha, tau, selected["predicted_mean_difficulty"] as! Double, selected["measured_mean_difficulty"] as! Double,
+                         100 * (selected["measured_effective_fraction"] as! Double), 100 * (report["measured_effective_fraction"] as! Double)))
+            print("  calibration (predicted bin: prompts, measured mean difficulty): " + bins.map { String(format: "%.1f–%.1f: %d, %.2f", $0[0], $0[0] + 0.1, Int($0[1]), $0[2]) }.joined(separator: "; "))
             print(String(format: "  rollouts %.1f s, prediction %.3f s", rolloutSeconds, predictSeconds))
         }
     }

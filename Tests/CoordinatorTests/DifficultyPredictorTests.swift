@@ -137,3 +137,14 @@ func encodedQueriesMatch() {
     let b = p.predict(encodedQueries: p.encodeQueries(q), references: r, labels: labels, refit: true)
     #expect(zip(a, b).allSatisfy { abs($0 - $1) < 1e-6 })
 }
+
+@Test("The isotonic re-fit is monotone and follows a curved relation")
+func isotonicRefit() {
+    // Measured difficulty is a step of the prediction, with one violator.
+    let x: [Float] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+    let y: [Float] = [0, 0, 0.2, 0.1, 0.9, 1, 1, 1]
+    let (xs, ys) = DifficultyPredictor.isotonicFit(predicted: x, measured: y)
+    #expect(zip(ys, ys.dropFirst()).allSatisfy { $0 <= $1 })
+    #expect(abs(DifficultyPredictor.interpolate(0.35, xs, ys) - 0.15) < 1e-6)  // the pooled violators
+    #expect(DifficultyPredictor.interpolate(0.0, xs, ys) == 0 && DifficultyPredictor.interpolate(0.9, xs, ys) == 1)
+}
