@@ -29,6 +29,11 @@ public final class CoordinatorNode {
     /// heartbeats meanwhile; the scheduler advances when it is done.
     var selectionInFlight = false
     let selectionResult = SelectionInbox()
+    /// PUSH to the learner's rollouts endpoint, when rounds feed their informative reference groups.
+    var referenceFeed: ZMQSocket?
+    var feedReferences: Bool {
+        selector != nil && config.bool("training.reference_feed") == true && config.training.maxLag == 0
+    }
 
     public init(config: ClusterConfig, security: WireSecurity?, runDir: URL? = nil) throws {
         self.config = config
@@ -48,7 +53,9 @@ public final class CoordinatorNode {
         let announce = try node.bind(.announce)
         let updates = try node.bind(.updates)
         let stats = try node.bind(.stats)
-        defer { [assignment, weightsSocket, announce, updates, stats].forEach { $0.close() }; node.close() }
+        // The informative reference groups of each round go to the learner as training data (reference_feed).
+        if feedReferences { referenceFeed = try node.connect(.rollouts) }
+        defer { [assignment, weightsSocket, announce, updates, stats].forEach { $0.close() }; referenceFeed?.close(); node.close() }
         let poller = ZMQPoller()
         let pa = poller.add(assignment), pw = poller.add(weightsSocket), pu = poller.add(updates), ps = poller.add(stats)
         roleLog("coordinator", "listening; waiting for the learner's weights")
@@ -191,6 +198,9 @@ extension CoordinatorNode {
                                         modelCheckpoint: URL(fileURLWithPath: config.model.checkpoint), settings: s)
         roleLog("coordinator", String(format: "DOTS selection: predictor %@, %d candidate prompts, K = %d, μ = %d, α = %g, τ = %g (ready in %.1f s)",
                                       dir, pool.count, s.references, t.selectionEvery, s.alpha, s.tau, Date().timeIntervalSince(start)))
+        if config.bool("training.reference_feed") == true && t.maxLag > 0 {
+            roleLog("coordinator", "training.reference_feed needs max_lag = 0; the reference groups are not fed to the learner")
+        }
         var log: JSONLinesWriter?
         if let runDir {
             try FileManager.default.createDirectory(at: runDir, withIntermediateDirectories: true)
@@ -235,12 +245,27 @@ extension CoordinatorNode {
         selectionInFlight = false
         let mu = config.training.selectionEvery, end = outcome.start + outcome.counts.count
         if let round = outcome.round {
+            // With reference_feed, the round's informative reference groups stand in for as many of its
+            // first step's prompts: the actors get fewer, the learner gets those groups from here.
+            let fed = feedReferences ? Array(round.informative.prefix(outcome.counts[0])) : []
             var offset = 0
-            for (step, n) in zip(outcome.start..<end, outcome.counts) {
-                scheduler.plan(step: step, prompts: Array(round.prompts[min(offset, round.prompts.count)..<min(offset + n, round.prompts.count)]))
+            for (k, (step, n)) in zip(outcome.start..<end, outcome.counts).enumerated() {
+                let take = k == 0 ? n - fed.count : n
+                scheduler.plan(step: step, prompts: Array(round.prompts[min(offset, round.prompts.count)..<min(offset + take, round.prompts.count)]),
+                               exact: k == 0 && !fed.isEmpty)
                 offset += n
             }
+            if let socket = referenceFeed {
+                for r in fed {
+                    let group = RolloutGroup(promptID: UInt64(r.problem.id), weightsVersion: outcome.version, actorID: ClusterConfig.coordinatorID,
+                                             promptTokens: r.promptTokens.map { UInt32(bitPattern: $0) },
+                                             completions: r.completions.map { Wire.Completion(tokens: $0.tokens.map { UInt32(bitPattern: $0) }, logProbs: $0.logProbs, reward: Float($0.reward)) },
+                                             generationSeconds: round.referenceSeconds / Double(max(1, round.referenceCount)))
+                    try? sendPatiently(socket, WireCodec.encode(.rolloutGroup(group), sender: ClusterConfig.coordinatorID))
+                }
+            }
             var record = round.record
+            record["fed_to_learner"] = fed.count
             record["steps"] = Array(outcome.start..<end)
             record["time"] = Date().timeIntervalSince1970
             selectionLog?.write(record)

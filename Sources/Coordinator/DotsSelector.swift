@@ -28,6 +28,10 @@ public final class DotsSelector: @unchecked Sendable {
     public struct Round: @unchecked Sendable {
         public var prompts: [UInt64]
         public var record: [String: Any]
+        /// The reference groups with 0 < pass rate < 1 (training data for the appendix variant).
+        public var informative: [ProblemRollout] = []
+        public var referenceSeconds = 0.0
+        public var referenceCount = 0
     }
 
     let predictor: DifficultyPredictor
@@ -103,6 +107,8 @@ public final class DotsSelector: @unchecked Sendable {
             "predicted_mean_difficulty_selected": mean(chosen),
             "predicted_mean_abs_gap_selected": chosen.isEmpty ? 0 : chosen.map { abs(Double($0) - settings.alpha) }.reduce(0, +) / Double(chosen.count),
         ]
-        return Round(prompts: picked.map { UInt64(pool[candidates[$0]].id) }, record: record)
+        return Round(prompts: picked.map { UInt64(pool[candidates[$0]].id) }, record: record,
+                     informative: refRollouts.filter { $0.passRate > 0 && $0.passRate < 1 },
+                     referenceSeconds: refSeconds, referenceCount: refRows.count)
     }
 }

@@ -26,6 +26,9 @@ public struct Scheduler: Sendable {
     public private(set) var reassigned = 0
     /// Prompts chosen for a step by a selection round (DOTS); steps without a plan draw uniformly.
     public private(set) var planned: [Int: [UInt64]] = [:]
+    /// Planned steps that get exactly their planned prompts (fewer than `promptsForStep`: the rest of the
+    /// step's groups come from elsewhere, the coordinator's reference rollouts).
+    private var exact: Set<Int> = []
 
     /// - Parameter promptIDs: the training prompts; uniform selection draws B a step from a shuffled
     ///   pass over them, reshuffled each epoch.
@@ -45,7 +48,8 @@ public struct Scheduler: Sendable {
         nextStep = max(nextStep, version)
         while nextStep <= version + maxLag {
             let chosen = planned.removeValue(forKey: nextStep) ?? []
-            for i in 0..<promptsForStep(nextStep) {
+            let count = exact.remove(nextStep) != nil ? chosen.count : promptsForStep(nextStep)
+            for i in 0..<count {
                 if i < chosen.count {
                     queue.append(Item(promptID: chosen[i], step: nextStep))
                     continue
@@ -57,6 +61,7 @@ public struct Scheduler: Sendable {
             nextStep += 1
         }
         planned = planned.filter { $0.key >= nextStep }
+        exact = exact.filter { $0 >= nextStep }
         // Work for steps the learner has finished is obsolete.
         queue.removeAll { $0.step < version }
     }
@@ -67,13 +72,16 @@ public struct Scheduler: Sendable {
         queue.removeAll()
         outstanding.removeAll()
         planned.removeAll()
+        exact.removeAll()
         nextStep = version
         advance(toVersion: version)
     }
 
-    /// Hands step `step` these prompts instead of uniform ones (a selection round's share of that step).
-    public mutating func plan(step: Int, prompts: [UInt64]) {
+    /// Hands step `step` these prompts instead of uniform ones (a selection round's share of that step);
+    /// when `exact`, only these, even if fewer than the step's count.
+    public mutating func plan(step: Int, prompts: [UInt64], exact isExact: Bool = false) {
         planned[step] = prompts
+        if isExact { exact.insert(step) } else { exact.remove(step) }
     }
 
     /// An actor's request: its previous grant is done; it gets up to `capacity` prompts of the oldest step.

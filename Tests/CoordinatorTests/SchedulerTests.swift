@@ -57,3 +57,10 @@ import Testing
     #expect(s.queue.count == 3 && s.queue[0].promptID == 5)
     #expect(s.planned.isEmpty)
 }
+
+@Test func exactPlansIssueOnlyThePlannedPrompts() {
+    var s = Scheduler(promptIDs: (0..<100).map(UInt64.init), batchSize: 4, maxLag: 0, seed: 1)
+    s.plan(step: 0, prompts: [7], exact: true)  // three of step 0's groups come from the coordinator
+    s.advance(toVersion: 0)
+    #expect(s.queue.map(\.promptID) == [7])
+}

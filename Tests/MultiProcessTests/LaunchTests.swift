@@ -69,7 +69,7 @@ struct LaunchTests {
         #expect(trained == .exit(0), "dots predictor train ended with \(trained): \(tailOfFile(trainOutput.path, lines: 10))")
         let launch = try cluster.launch(["--steps", "4", "--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
                                          "--set", "training.reference_size=8", "--set", "training.selection_every=2",
-                                         "--set", "training.selection_pool=300"])
+                                         "--set", "training.selection_pool=300", "--set", "training.reference_feed=true"])
         guard let status = await launch.wait(seconds: 180) else {
             Issue.record("dots launch did not exit within 180 s.\n\(cluster.diagnostics())")
             return
