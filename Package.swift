@@ -50,7 +50,7 @@ let package = Package(
                 swiftSettings: numeric),
         .target(name: "Learner", dependencies: ["Model", "Wire", "Tasks", "RolloutActor"], path: "Sources/Learner",
                 swiftSettings: numeric),
-        .target(name: "Coordinator", dependencies: ["Model", "Wire", "Tasks", "RolloutActor", "Monitor"], path: "Sources/Coordinator",
+        .target(name: "Coordinator", dependencies: ["CBLAS", "Model", "Wire", "Tasks", "RolloutActor", "Monitor"], path: "Sources/Coordinator",
                 swiftSettings: numeric),
         .executableTarget(
             name: "dots",
@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "ActorTests", dependencies: ["RolloutActor"], path: "Tests/ActorTests", swiftSettings: numeric),
         .testTarget(name: "LearnerTests", dependencies: ["Learner"], path: "Tests/LearnerTests", swiftSettings: numeric),
         .testTarget(name: "MonitorTests", dependencies: ["Monitor"], path: "Tests/MonitorTests"),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator"], path: "Tests/CoordinatorTests"),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator"], path: "Tests/CoordinatorTests", swiftSettings: numeric),
         // Starts the real `dots` binary as separate processes on loopback.
         .testTarget(name: "MultiProcessTests", dependencies: ["dots"], path: "Tests/MultiProcessTests"),
     ],

@@ -24,6 +24,11 @@ public struct Scheduler: Sendable {
     /// The next step whose prompts have not been queued yet.
     public private(set) var nextStep = 0
     public private(set) var reassigned = 0
+    /// Prompts chosen for a step by a selection round (DOTS); steps without a plan draw uniformly.
+    public private(set) var planned: [Int: [UInt64]] = [:]
+    /// Planned steps that get exactly their planned prompts (fewer than `promptsForStep`: the rest of the
+    /// step's groups come from elsewhere, the coordinator's reference rollouts).
+    private var exact: Set<Int> = []
 
     /// - Parameter promptIDs: the training prompts; uniform selection draws B a step from a shuffled
     ///   pass over them, reshuffled each epoch.
@@ -42,13 +47,21 @@ public struct Scheduler: Sendable {
         // Steps already trained (e.g. after a learner resume) are never issued.
         nextStep = max(nextStep, version)
         while nextStep <= version + maxLag {
-            for _ in 0..<promptsForStep(nextStep) {
+            let chosen = planned.removeValue(forKey: nextStep) ?? []
+            let count = exact.remove(nextStep) != nil ? chosen.count : promptsForStep(nextStep)
+            for i in 0..<count {
+                if i < chosen.count {
+                    queue.append(Item(promptID: chosen[i], step: nextStep))
+                    continue
+                }
                 if cursor == order.count { cursor = 0; order.shuffle(using: &rng) }
                 queue.append(Item(promptID: order[cursor], step: nextStep))
                 cursor += 1
             }
             nextStep += 1
         }
+        planned = planned.filter { $0.key >= nextStep }
+        exact = exact.filter { $0 >= nextStep }
         // Work for steps the learner has finished is obsolete.
         queue.removeAll { $0.step < version }
     }
@@ -58,8 +71,17 @@ public struct Scheduler: Sendable {
     public mutating func rewind(toVersion version: Int) {
         queue.removeAll()
         outstanding.removeAll()
+        planned.removeAll()
+        exact.removeAll()
         nextStep = version
         advance(toVersion: version)
+    }
+
+    /// Hands step `step` these prompts instead of uniform ones (a selection round's share of that step);
+    /// when `exact`, only these, even if fewer than the step's count.
+    public mutating func plan(step: Int, prompts: [UInt64], exact isExact: Bool = false) {
+        planned[step] = prompts
+        if isExact { exact.insert(step) } else { exact.remove(step) }
     }
 
     /// An actor's request: its previous grant is done; it gets up to `capacity` prompts of the oldest step.

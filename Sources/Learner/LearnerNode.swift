@@ -21,6 +21,8 @@ public final class LearnerNode {
     var version: UInt64 = 0
     var step = 0
     var droppedStale = 0, duplicates = 0
+    /// Fresh groups of the current selection round, for its `round` metrics line.
+    var roundGroups: [TrainingGroup] = []
     let evaluator: BackgroundEvaluator
     /// Rollout replay (on with `training.replay`).
     var replay: ReplayBuffer
@@ -154,6 +156,15 @@ public final class LearnerNode {
                     "fresh_seconds_saved": Double(replayed.count) * meanGen,
                 ] as [String: Any]
                 line["frac_all_equal_trained"] = Double((groups + replayed).filter(\.isUninformative).count) / Double(max(1, groups.count + replayed.count))
+            }
+            // Per selection round (μ steps): what the selected prompts turned out to be under the policy.
+            roundGroups += groups
+            if step % max(1, t.selectionEvery) == 0 {
+                let n = Double(max(1, roundGroups.count))
+                line["round"] = ["index": step / max(1, t.selectionEvery) - 1, "groups": roundGroups.count,
+                                 "realised_difficulty": 1 - Double(roundGroups.map(\.meanReward).reduce(0, +)) / n,
+                                 "frac_effective": Double(roundGroups.filter { !$0.isUninformative }.count) / n] as [String: Any]
+                roundGroups = []
             }
             line["time"] = Date().timeIntervalSince(runStart)
             line["dropped_stale"] = staleThisStep

@@ -236,4 +236,22 @@ public final class Transformer: @unchecked Sendable {
     }
 
     public func zeroGradients() { gradients.zero() }
+
+    /// The mean over each sequence's tokens of the final hidden state (after the final RMSNorm): a frozen
+    /// sentence embedding, DOTS's z_q. Returns (sequences, hidden) row-major. Runs `forward`, so it
+    /// replaces the activations a `backward` would need.
+    public func meanPooledHiddenStates(_ sequences: [[Int32]]) throws -> [Float] {
+        let batch = TokenBatch(sequences: sequences)
+        try forward(batch)
+        let c = config.hiddenSize, lnf = acts.buffer.ptr + actOffsets.lnf
+        var out = [Float](repeating: 0, count: batch.sequenceCount * c)
+        for s in 0..<batch.sequenceCount {
+            let r0 = batch.seqStarts[s], r1 = batch.seqStarts[s + 1]
+            guard r1 > r0 else { continue }
+            let inv = 1 / Float(r1 - r0)
+            for r in r0..<r1 { for j in 0..<c { out[s * c + j] += lnf[r * c + j] } }
+            for j in 0..<c { out[s * c + j] *= inv }
+        }
+        return out
+    }
 }

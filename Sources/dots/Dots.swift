@@ -22,6 +22,7 @@ struct Dots: AsyncParsableCommand {
             TasksCommand.self,
             PretrainCommand.self,
             EvalCommand.self,
+            PredictorCommand.self,
             LaunchCommand.self,
             CoordinatorCommand.self,
             LearnerCommand.self,

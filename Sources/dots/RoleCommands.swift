@@ -43,12 +43,13 @@ struct CoordinatorCommand: ParsableCommand {
         discussion: "Usually started by `dots launch`. Binds the assignment, weights, announce, updates and stats endpoints of cluster.conf.")
 
     @OptionGroup var cluster: ClusterOptions
-    @Option(help: "Run folder (logs and metrics).") var runDir: String = "runs/manual"
+    @Option(help: "Run folder (logs, and selection.jsonl with DOTS).") var runDir: String = "runs/manual"
 
     func run() throws {
         let node = try startRole(cluster, runDir: runDir) {
             let c = try cluster.load()
-            return try CoordinatorNode(config: c, security: try cluster.security(c, host: c.coordinatorHost.name, server: true))
+            return try CoordinatorNode(config: c, security: try cluster.security(c, host: c.coordinatorHost.name, server: true),
+                                       runDir: URL(fileURLWithPath: runDir))
         }
         try node.run()
     }

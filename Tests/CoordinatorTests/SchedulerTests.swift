@@ -45,3 +45,22 @@ import Testing
     #expect(s.queue.map(\.step) == [4, 4])
     #expect(s.nextStep == 5)
 }
+
+@Test func plannedPromptsReplaceTheUniformDraw() {
+    var s = Scheduler(promptIDs: (0..<100).map(UInt64.init), batchSize: 3, maxLag: 0, seed: 1)
+    s.plan(step: 0, prompts: [7, 8, 9])
+    s.plan(step: 1, prompts: [5])  // fewer than B: the rest is drawn uniformly
+    s.advance(toVersion: 0)
+    #expect(s.queue.map(\.promptID) == [7, 8, 9])
+    _ = s.grant(actor: 1, capacity: 3)
+    s.advance(toVersion: 1)
+    #expect(s.queue.count == 3 && s.queue[0].promptID == 5)
+    #expect(s.planned.isEmpty)
+}
+
+@Test func exactPlansIssueOnlyThePlannedPrompts() {
+    var s = Scheduler(promptIDs: (0..<100).map(UInt64.init), batchSize: 4, maxLag: 0, seed: 1)
+    s.plan(step: 0, prompts: [7], exact: true)  // three of step 0's groups come from the coordinator
+    s.advance(toVersion: 0)
+    #expect(s.queue.map(\.promptID) == [7])
+}

@@ -55,6 +55,37 @@ struct LaunchTests {
         }
     }
 
+    @Test("With selection = dots the coordinator runs a selection round every μ steps and the run trains")
+    func dotsRun() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let predictor = cluster.root.appendingPathComponent("predictor")
+        let checkpoint = cluster.root.appendingPathComponent("ckpt").path
+        let trainOutput = cluster.root.appendingPathComponent("predictor.out")
+        let trained = try runDots(cluster.dots, ["predictor", "train", "--sources", checkpoint, "--embedder", checkpoint,
+                                                 "--out", predictor.path, "--prompts", "40", "--samples", "2", "--steps", "10",
+                                                 "--batch-size", "16", "--references", "8", "--hidden", "16", "--output-dim", "8"],
+                                  output: trainOutput)
+        #expect(trained == .exit(0), "dots predictor train ended with \(trained): \(tailOfFile(trainOutput.path, lines: 10))")
+        let launch = try cluster.launch(["--steps", "4", "--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
+                                         "--set", "training.reference_size=8", "--set", "training.selection_every=2",
+                                         "--set", "training.selection_pool=300", "--set", "training.reference_feed=true"])
+        guard let status = await launch.wait(seconds: 180) else {
+            Issue.record("dots launch did not exit within 180 s.\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        #expect(cluster.metrics().count == 4, "metrics.jsonl has \(cluster.metrics().count) lines.\n\(cluster.diagnostics())")
+        let text = (try? String(contentsOf: cluster.runDir.appendingPathComponent("selection.jsonl"), encoding: .utf8)) ?? ""
+        let rounds = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(rounds.map { ($0["round"] as? NSNumber)?.intValue ?? -1 } == [0, 1], "selection.jsonl: \(text)\n\(cluster.diagnostics())")
+        for r in rounds {
+            #expect((r["selected"] as? NSNumber)?.intValue == 8 && (r["references"] as? NSNumber)?.intValue == 8)
+        }
+        let roundLines = cluster.metrics().filter { $0["round"] != nil }
+        #expect(roundLines.count == 2, "metrics.jsonl should report each round's realised difficulty")
+    }
+
     @Test("kill -9 of an actor mid-run: its work is re-queued, the launcher restarts it, every step completes")
     func actorKilled() async throws {
         let cluster = try TestCluster()
@@ -288,6 +319,11 @@ private func status(_ process: Process) -> Launch.Status {
     process.terminationReason == .exit ? .exit(process.terminationStatus) : .signal(process.terminationStatus)
 }
 
+/// Runs `dots` with arguments to completion, its output to a file.
+func runDots(_ dots: URL, _ arguments: [String], output: URL) throws -> Launch.Status {
+    try run(dots, arguments, output: output)
+}
+
 /// Runs a command to completion, its output to a file.
 func run(_ executable: URL, _ arguments: [String], output: URL) throws -> Launch.Status {
     let process = Process()
@@ -356,7 +392,7 @@ func processes(mentioning text: String) -> [(pid: pid_t, commandLine: String)] {
     }
 }
 
-private func tailOfFile(_ path: String, lines: Int) -> String {
+func tailOfFile(_ path: String, lines: Int) -> String {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return "    (missing)" }
     let tail = text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines)
     return tail.map { "    " + $0 }.joined(separator: "\n")
