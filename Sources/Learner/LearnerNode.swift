@@ -79,7 +79,7 @@ public final class LearnerNode {
         let runStart = Date()
         report.setState(.syncing)
         try publish(updates)
-        if step == 0 { evaluator.start(parameters: updater.model.parameters.array, step: 0) }
+        if step == 0 && t.evalEvery > 0 { evaluator.start(parameters: updater.model.parameters.array, step: 0) }
         log.info("training", metadata: ["steps": "\(step)…\(t.steps - 1)", "B": "\(t.batchSize)", "G": "\(t.groupSize)",
                                          "max_lag": "\(t.maxLag)", "replay": "\(t.replay)"])
 
