@@ -2,11 +2,15 @@ import Foundation
 import Testing
 @testable import Tasks
 
-@Suite struct JSONLTests {
+@Suite final class JSONLTests {
+    /// One folder per test, removed when the test ends.
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("TasksTests-\(UUID().uuidString)")
+
+    init() { try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
+    deinit { try? FileManager.default.removeItem(at: dir) }
+
     func temporaryPath(_ name: String = "data.jsonl") -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("TasksTests-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.appendingPathComponent(name).path
+        dir.appendingPathComponent("\(UUID().uuidString)-\(name)").path
     }
 
     @Test func builtInSuiteRoundTrips() throws {
