@@ -109,9 +109,14 @@ public final class CoordinatorNode {
         let rewind = chunk.chunkIndex == 0 && weights.map { chunk.weightsVersion <= $0.version } == true
         if rewind { assembler = WeightsAssembler() }
         if case .complete(let version, let params) = assembler.add(chunk) {
-            if rewind || weights.map({ version <= $0.version }) == true {
+            if weights == nil && version > 0 {
+                // Started beside a learner that is already training (this coordinator was restarted, or the
+                // run resumed): the step clock is the learner's version, and the draw skips what it took.
+                scheduler.fastForward(toStep: Int(version))
+                roleLog("coordinator", "joined the learner at weights version \(version); issuing steps from \(version)")
+            } else if rewind || weights.map({ version <= $0.version }) == true {
                 scheduler.rewind(toVersion: Int(version))
-                roleLog("coordinator", "the learner resumed at version \(version); steps from \(version) are issued again")
+                roleLog("coordinator", "the learner re-sent version \(version) (it resumed, or its connection came back); steps from \(version) are issued again")
             }
             let chunks = WeightsChunk.split(params, version: version)
             weights = (version, chunks)

@@ -42,15 +42,28 @@ public struct Scheduler: Sendable {
         // Steps already trained (e.g. after a learner resume) are never issued.
         nextStep = max(nextStep, version)
         while nextStep <= version + maxLag {
-            for _ in 0..<promptsForStep(nextStep) {
-                if cursor == order.count { cursor = 0; order.shuffle(using: &rng) }
-                queue.append(Item(promptID: order[cursor], step: nextStep))
-                cursor += 1
-            }
+            for _ in 0..<promptsForStep(nextStep) { queue.append(Item(promptID: draw(), step: nextStep)) }
             nextStep += 1
         }
         // Work for steps the learner has finished is obsolete.
         queue.removeAll { $0.step < version }
+    }
+
+    /// The next prompt of the uniform draw: a shuffled pass over all prompts, reshuffled each epoch.
+    private mutating func draw() -> UInt64 {
+        if cursor == order.count { cursor = 0; order.shuffle(using: &rng) }
+        defer { cursor += 1 }
+        return order[cursor]
+    }
+
+    /// A coordinator starting beside a learner already at `step` (the coordinator was restarted, or the
+    /// whole run resumed): skips the prompts steps 0..<step drew, so from here on it issues exactly what
+    /// an uninterrupted coordinator would have. The draw is a function of the seed and the step, so the
+    /// coordinator needs no state of its own on disk. Only before anything was queued.
+    public mutating func fastForward(toStep step: Int) {
+        guard nextStep == 0, queue.isEmpty, step > 0 else { return }
+        for s in 0..<step { for _ in 0..<promptsForStep(s) { _ = draw() } }
+        nextStep = step
     }
 
     /// The learner resumed from an older checkpoint: forget queued and outstanding work and issue again

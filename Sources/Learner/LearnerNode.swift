@@ -66,6 +66,9 @@ public final class LearnerNode {
         let rollouts = try node.bind(.rollouts)
         let updates = try node.connect(.updates)
         defer { rollouts.close(); updates.close(); node.close() }
+        // A coordinator restarted by its launcher knows no weights: send it the current ones when it is back.
+        let coordinatorWatch = try PeerWatch(updates)
+        defer { coordinatorWatch.close() }
         let runStart = Date()
         try publish(updates)
         if step == 0 { evaluator.start(parameters: updater.model.parameters.array, step: 0) }
@@ -78,6 +81,10 @@ public final class LearnerNode {
             var staleThisStep = 0
             let freshWanted = t.freshGroups(step: step)
             while groups.count < freshWanted && !StopSignal.requested {
+                if coordinatorWatch.reconnected() {
+                    roleLog("learner", "the coordinator is back; sending it weights version \(version)")
+                    try publish(updates)
+                }
                 guard let frames = try rollouts.receive(timeout: .milliseconds(200)) else { continue }
                 guard let env = codec.decode(frames, rejects: rejects), case .rolloutGroup(let g) = env.message else { continue }
                 if g.weightsVersion + UInt64(t.maxLag) < version || g.weightsVersion > version {
@@ -127,6 +134,8 @@ public final class LearnerNode {
             line["dropped_stale"] = staleThisStep
             line["dropped_stale_total"] = droppedStale
             line["duplicates_total"] = duplicates
+            // Which groups the step trained on, so a run can be audited: no group twice, none of a wrong version.
+            line["fresh_groups"] = groups.map { ["prompt": $0.promptID, "version": $0.weightsVersion, "actor": $0.actorID] }
             line["seconds"] = ["collect": collect, "update": update, "publish": publishTime,
                                "generation": groups.map(\.generationSeconds).reduce(0, +) / Double(max(1, Set(groups.map(\.actorID)).count))]
             for r in evaluator.takeResults() {
