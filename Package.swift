@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "LearnerTests", dependencies: ["Learner"], path: "Tests/LearnerTests", swiftSettings: numeric),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator"], path: "Tests/CoordinatorTests"),
         // Starts the real `dots` binary as separate processes on loopback.
-        .testTarget(name: "MultiProcessTests", dependencies: ["dots"], path: "Tests/MultiProcessTests"),
+        .testTarget(name: "MultiProcessTests", dependencies: ["dots", "Wire"], path: "Tests/MultiProcessTests"),
     ],
     swiftLanguageModes: [.v6]
 )
