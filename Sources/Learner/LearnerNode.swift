@@ -117,7 +117,6 @@ public final class LearnerNode {
                 evaluator.start(parameters: updater.model.parameters.array, step: step, waitForPrevious: step == t.steps)
             }
             if step == t.steps { evaluator.wait() }
-            if t.checkpointEvery > 0 && step % t.checkpointEvery == 0 { try save("step-\(step)") }
 
             var line = stepMetrics(groups, stats: stats)
             if t.replay {
@@ -144,6 +143,9 @@ public final class LearnerNode {
                 line["test_seconds"] = r.seconds
             }
             metrics.write(line)
+            // After the metrics line: a learner killed in between trains and logs this step again on resume,
+            // instead of resuming past a step metrics.jsonl never saw.
+            if t.checkpointEvery > 0 && step % t.checkpointEvery == 0 { try save("step-\(step)") }
         }
         try save("final")
         roleLog("learner", "stopped at step \(step); final checkpoint in \(runDir.appendingPathComponent("checkpoints/final").path)")
