@@ -142,9 +142,10 @@ public final class CoordinatorNode {
         let now = Date()
         for (actor, seen) in lastSeen where now.timeIntervalSince(seen) > deadAfter {
             lastSeen[actor] = nil
-            let held = scheduler.outstanding[actor]?.count ?? 0
+            let held = scheduler.outstanding[actor] ?? []
             scheduler.actorDied(actor, currentVersion: Int(weights?.version ?? 0))
-            roleLog("coordinator", "actor \(actor) missed its heartbeats; re-queued \(held) prompt(s)")
+            roleLog("coordinator", "actor \(actor) missed its heartbeats; re-queued \(held.count) prompt(s)"
+                    + (held.isEmpty ? "" : " (prompt@step: \(held.map { "\($0.promptID)@\($0.step)" }.joined(separator: " ")))"))
         }
     }
 }

@@ -8,6 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
         subcommands: [
             BenchModelCommand.self,
             BenchWireCommand.self,
+            BenchSoakCommand.self,
         ]
     )
 }
