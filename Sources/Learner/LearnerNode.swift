@@ -29,30 +29,20 @@ public final class LearnerNode {
         self.config = config
         self.runDir = runDir
         node = try WireNode(config: config, security: security)
-        let ckptDir = runDir.appendingPathComponent("checkpoints")
-        var source = URL(fileURLWithPath: config.model.checkpoint)
-        var state: LearnerState?
-        if resume, let latest = LearnerState.latest(in: ckptDir) {
-            source = latest
-            state = try LearnerState.load(latest)
-        }
-        let (model, tok) = try Checkpoint.load(source)
-        replay = ReplayBuffer(capacity: config.training.replayCapacity, seed: UInt64(config.training.seed) &+ 17)
-        tokenizer = tok
         var s = GRPOSettings()
         let t = config.training
         s.learningRate = Float(t.learningRate)
         s.miniBatchGroups = t.miniBatchSize
         s.temperature = Float(t.temperature)
-        updater = GRPOUpdater(model: model, settings: s)
-        if let state {
-            try state.restore(into: updater.optimizer, from: source)
-            step = state.step
-            version = state.version
-            let replayFile = source.appendingPathComponent("replay.json")
-            if FileManager.default.fileExists(atPath: replayFile.path) { replay = try ReplayBuffer.load(from: replayFile) }
-            roleLog("learner", "resumed from \(source.path) at step \(step), version \(version)")
-        }
+        let start = try LearnerStart.load(base: URL(fileURLWithPath: config.model.checkpoint),
+                                          checkpoints: resume ? runDir.appendingPathComponent("checkpoints") : nil,
+                                          settings: s, replay: ReplayBuffer(capacity: t.replayCapacity, seed: UInt64(t.seed) &+ 17))
+        updater = start.updater
+        tokenizer = start.tokenizer
+        replay = start.replay
+        step = start.step
+        version = start.version
+        let model = updater.model, tok = tokenizer
         testSet = TaskSuite.builtIn(seed: 1).test
         evaluator = BackgroundEvaluator(config: model.config, tokenizer: tok, problems: testSet,
                                         maxNewTokens: t.maxNewTokens)
@@ -110,6 +100,8 @@ public final class LearnerNode {
             step += 1
             version += 1
             let publishStart = Date()
+            // A coordinator that came back during the update learns the new version from this publish.
+            _ = coordinatorWatch.reconnected()
             try publish(updates)
             let publishTime = Date().timeIntervalSince(publishStart)
 
@@ -227,22 +219,6 @@ struct LearnerState: Codable {
         optimizer.m.write(SafeTensors.floats(m), at: 0)
         optimizer.v.write(SafeTensors.floats(v), at: 0)
         optimizer.restore(step: adamStep)
-    }
-
-    /// The checkpoint a resumed run continues from: `final` if the last run ended cleanly, else the
-    /// newest `step-N`.
-    static func latest(in dir: URL) -> URL? {
-        let fm = FileManager.default
-        let final = dir.appendingPathComponent("final")
-        if fm.fileExists(atPath: final.appendingPathComponent("learner_state.json").path) { return final }
-        let steps = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).compactMap { name -> (Int, URL)? in
-            guard name.hasPrefix("step-"), let n = Int(name.dropFirst(5)) else { return nil }
-            let url = dir.appendingPathComponent(name)
-            // Only complete checkpoints (older layouts without the state file cannot resume).
-            guard fm.fileExists(atPath: url.appendingPathComponent("learner_state.json").path) else { return nil }
-            return (n, url)
-        }
-        return steps.max { $0.0 < $1.0 }?.1
     }
 }
 

@@ -56,3 +56,37 @@ import Testing
         "\(error)".contains("optimizer.safetensors") && !"\(error)".contains("\n")
     }
 }
+
+/// A damaged newest checkpoint is passed over (and kept) for the one before it; when every checkpoint is
+/// damaged the resume fails with the sentence naming the file instead of starting over from the base.
+@Test func resumeSkipsADamagedCheckpointAndKeepsIt() throws {
+    let model = try Transformer(config: .tiny())
+    model.initialize(seed: 3)
+    let updater = GRPOUpdater(model: model, settings: GRPOSettings())
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("learner-fallback-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: root) }
+    let base = root.appendingPathComponent("base"), checkpoints = root.appendingPathComponent("checkpoints")
+    try Checkpoint.save(model, tokenizer: .standard, to: base, metadata: [:])
+    for step in [2, 4] {
+        let dir = checkpoints.appendingPathComponent("step-\(step)")
+        try Checkpoint.save(model, tokenizer: .standard, to: dir, metadata: [:])
+        try LearnerState(step: step, version: UInt64(step), adamStep: step).save(dir, optimizer: updater.optimizer)
+    }
+    let damaged = checkpoints.appendingPathComponent("step-4/model.safetensors")
+    let bytes = try Data(contentsOf: damaged)
+    try bytes.prefix(100).write(to: damaged)
+    let replay = ReplayBuffer(capacity: 4, seed: 1)
+
+    let start = try LearnerStart.load(base: base, checkpoints: checkpoints, settings: GRPOSettings(), replay: replay)
+    #expect(start.step == 2 && start.version == 2 && start.updater.optimizer.step == 2)
+    #expect(FileManager.default.fileExists(atPath: damaged.path), "the damaged checkpoint was removed")
+
+    try Data().write(to: checkpoints.appendingPathComponent("step-2/optimizer.safetensors"))
+    #expect {
+        try LearnerStart.load(base: base, checkpoints: checkpoints, settings: GRPOSettings(), replay: replay)
+    } throws: { error in
+        "\(error)".contains("step-4/model.safetensors") && !"\(error)".contains("\n")
+    }
+    // Not resuming: the base checkpoint, step 0.
+    #expect(try LearnerStart.load(base: base, checkpoints: nil, settings: GRPOSettings(), replay: replay).step == 0)
+}

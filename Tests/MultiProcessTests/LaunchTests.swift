@@ -315,7 +315,7 @@ private func run(_ executable: URL, _ arguments: [String], output: URL) throws -
 }
 
 /// The `dots` executable SwiftPM built beside the test bundle (the test target depends on it).
-private func dotsBinary() throws -> URL {
+func dotsBinary() throws -> URL {
     var folders: [URL] = []
     if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
         folders.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
