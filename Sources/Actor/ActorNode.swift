@@ -48,10 +48,14 @@ public final class ActorNode {
         let announce = try node.connect(.announce)
         defer { [assignment, weightsSocket, rollouts, announce].forEach { $0.close() }; node.close() }
         roleLog("actor \(actorID)", "started; capacity \(capacity) prompt(s) a request")
+        // Until a grant arrives, say "no weights": a restarted actor has the same id as the one that died,
+        // and this is how the coordinator learns that whatever it granted that id before is lost.
+        var joined = false
         while !StopSignal.requested {
             checkAnnouncements(announce)
             // Lazy Pirate: ask, wait a bounded time, and on silence reconnect and ask again.
-            let request = AssignmentRequest(actorID: actorID, capacity: UInt32(capacity), weightsVersion: version ?? WeightsRequest.none)
+            let request = AssignmentRequest(actorID: actorID, capacity: UInt32(capacity),
+                                            weightsVersion: joined ? version ?? WeightsRequest.none : WeightsRequest.none)
             _ = try assignment.send(WireCodec.encode(.assignmentRequest(request), sender: actorID))
             guard let frames = try assignment.receive(timeout: .seconds(3)) else {
                 assignment.close()
@@ -59,6 +63,7 @@ public final class ActorNode {
                 continue
             }
             guard let env = codec.decode(frames, rejects: rejects), case .assignmentGrant(let grant) = env.message else { continue }
+            joined = true
             if grant.promptIDs.isEmpty {
                 Thread.sleep(forTimeInterval: 0.05)
                 continue

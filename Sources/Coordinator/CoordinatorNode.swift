@@ -70,6 +70,9 @@ public final class CoordinatorNode {
     private func handleAssignment(_ frames: [[UInt8]], _ socket: ZMQSocket) throws {
         guard let (id, env) = split(frames), case .assignmentRequest(let req) = env.message else { return }
         lastSeen[req.actorID] = Date()
+        // An actor holding no weights has just started: if its id holds a grant, the process it was granted
+        // to died and was replaced before it was missed (3 s), and those prompts were never done.
+        if req.weightsVersion == WeightsRequest.none { requeue(req.actorID, because: "restarted") }
         guard let w = weights else {
             try reply(socket, id, .assignmentGrant(emptyGrant(version: 0)))
             return
@@ -142,10 +145,16 @@ public final class CoordinatorNode {
         let now = Date()
         for (actor, seen) in lastSeen where now.timeIntervalSince(seen) > deadAfter {
             lastSeen[actor] = nil
-            let held = scheduler.outstanding[actor] ?? []
-            scheduler.actorDied(actor, currentVersion: Int(weights?.version ?? 0))
-            roleLog("coordinator", "actor \(actor) missed its heartbeats; re-queued \(held.count) prompt(s)"
-                    + (held.isEmpty ? "" : " (prompt@step: \(held.map { "\($0.promptID)@\($0.step)" }.joined(separator: " ")))"))
+            requeue(actor, because: "missed its heartbeats", always: true)
         }
+    }
+
+    /// Puts the prompts `actor` holds back at the front of the queue, and says so (naming them).
+    private func requeue(_ actor: UInt64, because reason: String, always: Bool = false) {
+        let held = scheduler.outstanding[actor] ?? []
+        guard always || !held.isEmpty else { return }
+        scheduler.actorDied(actor, currentVersion: Int(weights?.version ?? 0))
+        roleLog("coordinator", "actor \(actor) \(reason); re-queued \(held.count) prompt(s)"
+                + (held.isEmpty ? "" : " (prompt@step: \(held.map { "\($0.promptID)@\($0.step)" }.joined(separator: " ")))"))
     }
 }

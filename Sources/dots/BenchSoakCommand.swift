@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Wire
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -39,18 +40,19 @@ struct BenchSoakCommand: AsyncParsableCommand {
         let dir = URL(fileURLWithPath: runDir ?? "runs/soak-\(stamp.string(from: Date()))").standardizedFileURL
         let out = dir.appendingPathComponent("launch.out")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        guard FileManager.default.createFile(atPath: out.path, contents: nil), let handle = FileHandle(forWritingAtPath: out.path) else {
-            throw UserError("Cannot write \(out.path).")
+        // Its own process group (ChildProcess): Ctrl-C reaches only this command, which then stops the
+        // launcher with one SIGINT, so the learner still writes its final checkpoint.
+        StopSignal.install()
+        let launch: ChildProcess
+        do {
+            launch = try ChildProcess.spawn(executable: currentExecutablePath(),
+                                            arguments: ["launch", "--config", config, "--run-dir", dir.path, "--set", "training.steps=10000000"]
+                                                + overrides.flatMap { ["--set", $0] },
+                                            environment: ProcessInfo.processInfo.environment, logPath: out.path)
+        } catch {
+            throw UserError("Cannot start dots launch: \(error).")
         }
-        let launch = Process()
-        launch.executableURL = URL(fileURLWithPath: currentExecutablePath())
-        launch.arguments = ["launch", "--config", config, "--run-dir", dir.path, "--set", "training.steps=10000000"]
-            + overrides.flatMap { ["--set", $0] }
-        launch.standardOutput = handle
-        launch.standardError = handle
-        launch.standardInput = FileHandle.nullDevice
-        try launch.run()
-        try? handle.close()
+        var ended: ChildTermination?
         say("Soak: \(format(minutes)) min in \(dir.path) (launcher output: \(out.path)); an actor is killed once a minute.")
 
         var rng = SplitMix(seed: seed)
@@ -59,8 +61,9 @@ struct BenchSoakCommand: AsyncParsableCommand {
         var kills: [(at: Double, actor: String)] = []
         var nextKill = start.addingTimeInterval(Double.random(in: 5..<60, using: &rng))
         var minute = 0
-        while Date() < end && launch.isRunning {
+        while Date() < end && !StopSignal.requested {
             try await Task.sleep(for: .seconds(1))
+            if let e = launch.poll() { ended = e; break }
             for p in runProcesses(dir.path) {
                 if let kib = memoryKiB(p.pid, field: "VmHWM") { peaks[p.role] = max(peaks[p.role] ?? 0, kib) }
             }
@@ -75,22 +78,29 @@ struct BenchSoakCommand: AsyncParsableCommand {
                 nextKill = start.addingTimeInterval(Double(minute) * 60 + Double.random(in: 0..<60, using: &rng))
             }
         }
-        let crashed = !launch.isRunning
+        let crashed = ended != nil
         if !crashed {
-            launch.interrupt()
+            launch.signal(SIGINT)
             let deadline = Date().addingTimeInterval(90)
-            while launch.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(200)) }
-            if launch.isRunning { kill(launch.processIdentifier, SIGKILL) }
+            while ended == nil && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+                ended = launch.poll()
+            }
+            if ended == nil {
+                launch.signal(SIGKILL)
+                while ended == nil { try await Task.sleep(for: .milliseconds(100)); ended = launch.poll() }
+            }
         }
-        launch.waitUntilExit()
+        var status: Int32 = -1
+        if case .exited(let code)? = ended { status = code }
         let report = SoakReport(runDir: dir, minutes: Date().timeIntervalSince(start) / 60, kills: kills.count,
-                                peaks: peaks, launcherStatus: launch.terminationStatus, endedEarly: crashed)
+                                peaks: peaks, launcherStatus: status, endedEarly: crashed)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try encoder.encode(report)
         try data.write(to: dir.appendingPathComponent("soak.json"))
         if json { print(String(decoding: data, as: UTF8.self)) } else { print(report.table) }
-        if crashed { throw UserError("dots launch stopped by itself (status \(launch.terminationStatus)) before the soak ended; see \(out.path).") }
+        if crashed { throw UserError("dots launch stopped by itself (it \(ended!)) before the soak ended; see \(out.path).") }
     }
 
     private func say(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
@@ -137,9 +147,9 @@ struct SoakReport: Codable {
 
         let logs = runDir.appendingPathComponent("logs")
         func log(_ name: String) -> String { (try? String(contentsOf: logs.appendingPathComponent(name), encoding: .utf8)) ?? "" }
-        // "actor 1001 missed its heartbeats; re-queued 2 prompt(s) (prompt@step: 812@40 17@40)"
+        // "actor 1001 restarted; re-queued 2 prompt(s) (prompt@step: 812@40 17@40)", or "… missed its heartbeats; …"
         var requeued: [(prompt: Int, step: Int)] = []
-        for line in log("coordinator.log").split(separator: "\n") where line.contains("missed its heartbeats") {
+        for line in log("coordinator.log").split(separator: "\n") where line.contains("re-queued") {
             guard let list = line.range(of: "(prompt@step: ") else { continue }
             for item in line[list.upperBound...].dropLast().split(separator: " ") {
                 let parts = item.split(separator: "@").compactMap { Int($0) }

@@ -37,6 +37,38 @@ struct FaultTests {
         #expect(left.isEmpty, "processes left behind: \(left.map(\.commandLine))")
     }
 
+    @Test("kill -9 of an actor holding prompts, replaced before it is missed: its prompts are issued again and the run completes")
+    func actorReplacedBeforeMissed() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let total = 400
+        // Generation takes most of an actor's time, so a kill almost always lands while it holds prompts;
+        // the launcher restarts it in about 1.5 s, before the coordinator's 3 s without heartbeats.
+        let launch = try cluster.launch(["--steps", "\(total)", "--set", "training.batch_size=8",
+                                         "--set", "training.group_size=16", "--set", "training.max_new_tokens=40"])
+        guard try await waitForSteps(2, cluster, launch) else { return }
+        var hit = false
+        for _ in 0..<5 where !hit && launch.isRunning {
+            let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" actor ") && $0.commandLine.contains("--index 0") }
+            guard let victim = victims.first else { try await Task.sleep(for: .milliseconds(500)); continue }
+            kill(victim.pid, SIGKILL)
+            try await Task.sleep(for: .seconds(4))
+            hit = cluster.log("coordinator").contains("actor 1000 restarted; re-queued")
+        }
+        #expect(hit, "no kill landed while actor 1000 held prompts (or the coordinator did not notice).\n\(cluster.diagnostics())")
+        // Steps keep coming: none waits for the prompts the killed actor held.
+        let before = cluster.metrics().count
+        try await Task.sleep(for: .seconds(5))
+        #expect(cluster.metrics().count > before, "no step in the 5 s after the last kill.\n\(cluster.diagnostics())")
+        launch.signal(SIGINT)
+        guard let status = await launch.wait(seconds: 60) else {
+            Issue.record("dots launch did not stop within 60 s of SIGINT (a step waiting for lost prompts?).\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(130), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        auditTrainedGroups(cluster.metrics(), maxLag: 0)
+    }
+
     @Test("A stalled learner (SIGSTOP) does not make the actors' memory grow; after SIGCONT the run completes")
     func stalledLearnerBoundsActorMemory() async throws {
         let cluster = try TestCluster()
