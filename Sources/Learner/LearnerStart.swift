@@ -42,17 +42,20 @@ struct LearnerStart {
 }
 
 extension LearnerState {
-    /// The checkpoints a resume may continue from, best first: `final` (the last run ended cleanly), then
-    /// `step-N` from the newest. Only complete ones (a learner killed mid-write leaves a hidden `.NAME.partial`).
+    /// The checkpoints a resume may continue from, newest step first: `final` and every `step-N` that is
+    /// complete (a learner killed mid-write leaves only a hidden `.NAME.partial`). `final` ranks by its
+    /// step like the others, so a run resumed after a Ctrl-C and killed later continues from its newest
+    /// `step-N`, not from the older `final`.
     static func candidates(in dir: URL) -> [URL] {
-        let fm = FileManager.default
-        let names = (try? fm.contentsOfDirectory(atPath: dir.path)) ?? []
-        let steps = names.compactMap { name -> (Int, URL)? in
-            guard name.hasPrefix("step-"), let n = Int(name.dropFirst(5)) else { return nil }
-            return (n, dir.appendingPathComponent(name))
-        }.sorted { $0.0 > $1.0 }.map(\.1)
-        return ([dir.appendingPathComponent("final")] + steps).filter {
-            fm.fileExists(atPath: $0.appendingPathComponent("learner_state.json").path)
-        }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        let found = names.filter { $0 == "final" || ($0.hasPrefix("step-") && Int($0.dropFirst(5)) != nil) }
+            .compactMap { name -> (step: Int, final: Bool, url: URL)? in
+                let url = dir.appendingPathComponent(name)
+                guard FileManager.default.fileExists(atPath: url.appendingPathComponent("learner_state.json").path) else { return nil }
+                // An unreadable state file still ranks (by its name), so the resume names it in the log.
+                let step = (try? LearnerState.load(url))?.step ?? Int(name.dropFirst(5)) ?? -1
+                return (step, name == "final", url)
+            }
+        return found.sorted { ($0.step, $0.final ? 1 : 0) > ($1.step, $1.final ? 1 : 0) }.map(\.url)
     }
 }

@@ -90,3 +90,20 @@ import Testing
     // Not resuming: the base checkpoint, step 0.
     #expect(try LearnerStart.load(base: base, checkpoints: nil, settings: GRPOSettings(), replay: replay).step == 0)
 }
+
+/// `final` ranks by its step: a run stopped cleanly at step 4, resumed, and killed after step-6 continues
+/// from step-6.
+@Test func resumeTakesTheNewestStepNotFinal() throws {
+    let model = try Transformer(config: .tiny())
+    model.initialize(seed: 2)
+    let updater = GRPOUpdater(model: model, settings: GRPOSettings())
+    let checkpoints = FileManager.default.temporaryDirectory.appendingPathComponent("learner-order-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: checkpoints) }
+    for (name, step) in [("step-2", 2), ("final", 4), ("step-4", 4), ("step-6", 6)] {
+        let dir = checkpoints.appendingPathComponent(name)
+        try Checkpoint.save(model, tokenizer: .standard, to: dir, metadata: [:])
+        try LearnerState(step: step, version: UInt64(step), adamStep: step).save(dir, optimizer: updater.optimizer)
+    }
+    try FileManager.default.createDirectory(at: checkpoints.appendingPathComponent(".step-8.partial"), withIntermediateDirectories: true)
+    #expect(LearnerState.candidates(in: checkpoints).map(\.lastPathComponent) == ["step-6", "final", "step-4", "step-2"])
+}
