@@ -69,6 +69,36 @@ struct FaultTests {
         auditTrainedGroups(cluster.metrics(), maxLag: 0)
     }
 
+    @Test("Ctrl-C, then dots launch --resume RUN_DIR: the step numbering, the weights version and the prompt draw continue")
+    func resumeAfterInterrupt() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let total = 30
+        let first = try cluster.launch(["--steps", "\(total)"])
+        guard try await waitForSteps(4, cluster, first) else { return }
+        first.signal(SIGINT)
+        let firstStatus = await first.wait(seconds: 60)
+        #expect(firstStatus == .exit(130), "the interrupted launch ended with \(String(describing: firstStatus)).\n\(cluster.diagnostics())")
+        let stoppedAt = cluster.metrics().count
+        try #require(stoppedAt < total, "the run finished before the interrupt")
+        let second = try cluster.launch(["--steps", "\(total)", "--resume", cluster.runDir.path])
+        guard let status = await second.wait(seconds: 120) else {
+            Issue.record("the resumed launch did not finish within 120 s.\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "the resumed launch ended with \(status).\n\(cluster.diagnostics())")
+        let steps = cluster.metrics().compactMap { ($0["step"] as? NSNumber)?.intValue }
+        // The final checkpoint holds every step logged before the interrupt: nothing is trained twice.
+        #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
+        #expect(cluster.log("coordinator").contains("joined the learner at weights version \(stoppedAt)"),
+                "the new coordinator did not continue from version \(stoppedAt).\n\(cluster.diagnostics())")
+        // The uniform draw is one shuffled pass over ~20,000 prompts: had the new coordinator started it
+        // over, the resumed steps would repeat the first steps' prompts.
+        let prompts = cluster.metrics().flatMap { ($0["fresh_groups"] as? [[String: Any]] ?? []).compactMap { ($0["prompt"] as? NSNumber)?.intValue } }
+        #expect(Set(prompts).count == prompts.count, "a prompt was drawn twice in \(prompts.count) draws")
+        auditTrainedGroups(cluster.metrics(), maxLag: 0)
+    }
+
     @Test("A stalled learner (SIGSTOP) does not make the actors' memory grow; after SIGCONT the run completes")
     func stalledLearnerBoundsActorMemory() async throws {
         let cluster = try TestCluster()
