@@ -58,6 +58,7 @@ struct BenchSoakCommand: AsyncParsableCommand {
         var rng = SplitMix(seed: seed)
         let start = Date(), end = start.addingTimeInterval(minutes * 60)
         var peaks: [String: Int] = [:]
+        var trend: [String: (early: [Int], late: [Int])] = [:]
         var kills: [(at: Double, actor: String)] = []
         var nextKill = start.addingTimeInterval(Double.random(in: 5..<60, using: &rng))
         var minute = 0
@@ -66,6 +67,12 @@ struct BenchSoakCommand: AsyncParsableCommand {
             if let e = launch.poll() { ended = e; break }
             for p in runProcesses(dir.path) {
                 if let kib = memoryKiB(p.pid, field: "VmHWM") { peaks[p.role] = max(peaks[p.role] ?? 0, kib) }
+                // Resident memory in the first and the last tenth of the soak: a leak shows as a rise.
+                let elapsed = Date().timeIntervalSince(start) / (minutes * 60)
+                if elapsed < 0.1 || elapsed > 0.9, let kib = memoryKiB(p.pid, field: "VmRSS") {
+                    trend[p.role, default: ([], [])].0 += elapsed < 0.1 ? [kib] : []
+                    trend[p.role, default: ([], [])].1 += elapsed > 0.9 ? [kib] : []
+                }
             }
             if Date() >= nextKill {
                 let actors = runProcesses(dir.path).filter { $0.role.hasPrefix("actor-") }
@@ -94,7 +101,7 @@ struct BenchSoakCommand: AsyncParsableCommand {
         var status: Int32 = -1
         if case .exited(let code)? = ended { status = code }
         let report = SoakReport(runDir: dir, minutes: Date().timeIntervalSince(start) / 60, kills: kills.count,
-                                peaks: peaks, launcherStatus: status, endedEarly: crashed)
+                                peaks: peaks, trend: trend, launcherStatus: status, endedEarly: crashed)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try encoder.encode(report)
@@ -125,15 +132,20 @@ struct SoakReport: Codable {
     var longestCollectSeconds: Double
     var medianCollectSeconds: Double
     var peakResidentMiB: [String: Double]
+    /// Mean VmRSS over the first and the last tenth of the soak (an actor restarted in between starts afresh).
+    var residentEarlyLateMiB: [String: [Double]]
     var launcherStatus: Int32
     var endedEarly: Bool
 
-    init(runDir: URL, minutes: Double, kills: Int, peaks: [String: Int], launcherStatus: Int32, endedEarly: Bool) {
+    init(runDir: URL, minutes: Double, kills: Int, peaks: [String: Int], trend: [String: (early: [Int], late: [Int])],
+         launcherStatus: Int32, endedEarly: Bool) {
         self.minutes = minutes
         actorsKilled = kills
         self.launcherStatus = launcherStatus
         self.endedEarly = endedEarly
         peakResidentMiB = peaks.mapValues { (Double($0) / 1024 * 10).rounded() / 10 }
+        func mean(_ kib: [Int]) -> Double { (Double(kib.reduce(0, +)) / Double(max(1, kib.count)) / 1024 * 10).rounded() / 10 }
+        residentEarlyLateMiB = trend.filter { !$0.value.early.isEmpty && !$0.value.late.isEmpty }.mapValues { [mean($0.early), mean($0.late)] }
         let lines = ((try? String(contentsOf: runDir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)) ?? "")
             .split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         func int(_ line: [String: Any]?, _ key: String) -> Int { (line?[key] as? NSNumber)?.intValue ?? 0 }
@@ -191,7 +203,10 @@ struct SoakReport: Codable {
             ("messages rejected", rejects.isEmpty ? "0" : rejects.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")),
             ("wait for a step's groups: median / longest", "\(format(medianCollectSeconds)) s / \(format(longestCollectSeconds)) s"),
         ]
-        for (role, mib) in peakResidentMiB.sorted(by: { $0.key < $1.key }) { rows.append(("peak resident memory, \(role)", "\(format(mib)) MiB")) }
+        for (role, mib) in peakResidentMiB.sorted(by: { $0.key < $1.key }) {
+            let trend = residentEarlyLateMiB[role].map { "; resident \(format($0[0])) → \(format($0[1])) MiB, first → last tenth" } ?? ""
+            rows.append(("peak resident memory, \(role)", "\(format(mib)) MiB" + trend))
+        }
         if endedEarly { rows.append(("NOTE", "dots launch ended before the soak did (status \(launcherStatus))")) }
         let width = rows.map(\.0.count).max() ?? 0
         return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")
