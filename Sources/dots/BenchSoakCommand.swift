@@ -14,7 +14,7 @@ struct BenchSoakCommand: AsyncParsableCommand {
         abstract: "Train for M minutes while an actor is killed (SIGKILL) at a random moment of every minute; report what survived.",
         discussion: """
         Starts `dots launch` (this executable) on cluster.conf with training.steps set high, kills a random \
-        actor process once a minute at a random second, samples every process's resident memory from \
+        actor process at a random moment of every minute (--kill-every), samples every process's resident memory from \
         /proc each second, then stops the launcher with SIGINT (final checkpoint) and reports: steps \
         trained, actors killed and restarted, groups lost with them (prompts the coordinator re-queued), \
         groups that arrived twice or too late and were dropped, messages rejected, the longest wait for a \
@@ -28,12 +28,14 @@ struct BenchSoakCommand: AsyncParsableCommand {
     @Option(help: "The cluster file.") var config = "cluster.conf"
     @Option(help: "Run folder (default: runs/soak-<yyyyMMdd-HHmmss>).") var runDir: String?
     @Option(help: "Seed for when and which actor is killed.") var seed: UInt64 = 1
+    @Option(help: "Seconds between kills: one at a random moment of each such period.") var killEvery: Double = 60
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (repeatable), as for dots launch.", valueName: "key=value"))
     var overrides: [String] = []
     @Flag(help: "Print the report as JSON.") var json = false
 
     func run() async throws {
         guard minutes > 0 else { throw ValidationError("--minutes must be positive.") }
+        guard killEvery >= 2 else { throw ValidationError("--kill-every must be at least 2 seconds.") }
         let stamp = DateFormatter()
         stamp.locale = Locale(identifier: "en_US_POSIX")
         stamp.dateFormat = "yyyyMMdd-HHmmss"
@@ -53,15 +55,16 @@ struct BenchSoakCommand: AsyncParsableCommand {
             throw UserError("Cannot start dots launch: \(error).")
         }
         var ended: ChildTermination?
-        say("Soak: \(format(minutes)) min in \(dir.path) (launcher output: \(out.path)); an actor is killed once a minute.")
+        say("Soak: \(format(minutes)) min in \(dir.path) (launcher output: \(out.path)); an actor is killed once every \(format(killEvery)) s.")
 
         var rng = SplitMix(seed: seed)
         let start = Date(), end = start.addingTimeInterval(minutes * 60)
         var peaks: [String: Int] = [:]
         var trend: [String: (early: [Int], late: [Int])] = [:]
         var kills: [(at: Double, actor: String)] = []
-        var nextKill = start.addingTimeInterval(Double.random(in: 5..<60, using: &rng))
-        var minute = 0
+        // The first period starts after the cluster has had a moment to come up.
+        var nextKill = start.addingTimeInterval(Double.random(in: min(5, killEvery / 2)..<killEvery, using: &rng))
+        var period = 0
         while Date() < end && !StopSignal.requested {
             try await Task.sleep(for: .seconds(1))
             if let e = launch.poll() { ended = e; break }
@@ -74,15 +77,16 @@ struct BenchSoakCommand: AsyncParsableCommand {
                     trend[p.role, default: ([], [])].1 += elapsed > 0.9 ? [kib] : []
                 }
             }
-            if Date() >= nextKill {
+            // No kill in the last 5 s: the launcher gets to restart every victim before the run stops.
+            if Date() >= nextKill && end.timeIntervalSinceNow > 5 {
                 let actors = runProcesses(dir.path).filter { $0.role.hasPrefix("actor-") }
                 if let victim = actors.randomElement(using: &rng) {
                     kill(victim.pid, SIGKILL)
                     kills.append((Date().timeIntervalSince(start), victim.role))
                     say(String(format: "%6.1f s: killed %@ (pid %d)", Date().timeIntervalSince(start), victim.role, victim.pid))
                 }
-                minute += 1
-                nextKill = start.addingTimeInterval(Double(minute) * 60 + Double.random(in: 0..<60, using: &rng))
+                period += 1
+                nextKill = start.addingTimeInterval(Double(period) * killEvery + Double.random(in: 0..<killEvery, using: &rng))
             }
         }
         let crashed = ended != nil

@@ -167,6 +167,22 @@ struct FaultTests {
     }
 }
 
+@Test("dots bench soak, briefly: actors are killed and restarted, the run survives, the report adds up", .timeLimit(.minutes(2)))
+func soakSmoke() async throws {
+    let cluster = try TestCluster()
+    defer { cluster.cleanUp() }
+    let (status, output) = try runTool(cluster.dots.path, ["bench", "soak", "--minutes", "0.3", "--kill-every", "6", "--json",
+                                                          "--config", cluster.configFile.path, "--run-dir", cluster.runDir.path])
+    #expect(status == 0, "dots bench soak ended with \(status): \(output)")
+    let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: cluster.runDir.appendingPathComponent("soak.json"))) as? [String: Any])
+    func int(_ key: String) -> Int { (report[key] as? NSNumber)?.intValue ?? -1 }
+    #expect(int("actorsKilled") >= 2 && int("actorRestarts") == int("actorsKilled"), "\(report)")
+    #expect(int("stepsTrained") > 10 && int("groupsRegenerated") == int("groupsLost"), "\(report)")
+    #expect(report["endedEarly"] as? Bool == false && int("launcherStatus") == 130, "\(report)")
+    #expect(Set(((report["peakResidentMiB"] as? [String: Any]) ?? [:]).keys) == ["launcher", "coordinator", "learner", "actor-0", "actor-1"], "\(report)")
+    #expect(processes(mentioning: cluster.root.path).isEmpty, "processes left behind")
+}
+
 // MARK: - helpers
 
 /// Waits until metrics.jsonl has `count` steps; false (with an issue recorded) if the run stopped or
