@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "MonitorTests", dependencies: ["Monitor"], path: "Tests/MonitorTests"),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator"], path: "Tests/CoordinatorTests", swiftSettings: numeric),
         // Starts the real `dots` binary as separate processes on loopback.
-        .testTarget(name: "MultiProcessTests", dependencies: ["dots"], path: "Tests/MultiProcessTests"),
+        .testTarget(name: "MultiProcessTests", dependencies: ["dots", "Wire"], path: "Tests/MultiProcessTests"),
     ],
     swiftLanguageModes: [.v6]
 )

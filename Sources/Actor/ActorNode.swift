@@ -52,10 +52,14 @@ public final class ActorNode {
         let announce = try node.connect(.announce)
         defer { [assignment, weightsSocket, rollouts, announce].forEach { $0.close() }; node.close() }
         log.info("started", metadata: ["capacity": "\(capacity)"])
+        // Until a grant arrives, say "no weights": a restarted actor has the same id as the one that died,
+        // and this is how the coordinator learns that whatever it granted that id before is lost.
+        var joined = false
         while !StopSignal.requested {
             checkAnnouncements(announce)
             // Lazy Pirate: ask, wait a bounded time, and on silence reconnect and ask again.
-            let request = AssignmentRequest(actorID: actorID, capacity: UInt32(capacity), weightsVersion: version ?? WeightsRequest.none)
+            let request = AssignmentRequest(actorID: actorID, capacity: UInt32(capacity),
+                                            weightsVersion: joined ? version ?? WeightsRequest.none : WeightsRequest.none)
             if version != nil { report.setState(.waiting) }
             let grant: AssignmentGrant? = try report.phase("waiting") {
                 _ = try assignment.send(WireCodec.encode(.assignmentRequest(request), sender: actorID))
@@ -66,6 +70,7 @@ public final class ActorNode {
                     return nil
                 }
                 guard let env = codec.decode(frames, rejects: rejects), case .assignmentGrant(let grant) = env.message else { return nil }
+                joined = true
                 if grant.promptIDs.isEmpty { Thread.sleep(forTimeInterval: 0.05) }
                 return grant
             }

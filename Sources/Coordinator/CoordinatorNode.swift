@@ -105,13 +105,13 @@ public final class CoordinatorNode {
     private func handleAssignment(_ frames: [[UInt8]], _ socket: ZMQSocket) throws {
         guard let (id, env) = split(frames), case .assignmentRequest(let req) = env.message else { return }
         lastSeen[req.actorID] = Date()
+        // An actor holding no weights has just started: if its id holds a grant, the process it was granted
+        // to died and was replaced before it was missed (3 s), and those prompts were never done.
+        if req.weightsVersion == WeightsRequest.none { requeue(req.actorID, because: "restarted") }
         guard let w = weights else {
             try reply(socket, id, .assignmentGrant(emptyGrant(version: 0)))
             return
         }
-        // An actor asking without weights is a new process (or one whose fetch failed): it cannot have done
-        // the work granted to its id before.
-        if req.weightsVersion == WeightsRequest.none { requeue(req.actorID, because: "asks without weights") }
         let items = scheduler.grant(actor: req.actorID, capacity: Int(req.capacity))
         report.add("prompts_granted_total", Double(items.count))
         let t = config.training
@@ -148,10 +148,16 @@ public final class CoordinatorNode {
         let rewind = chunk.chunkIndex == 0 && weights.map { chunk.weightsVersion <= $0.version } == true
         if rewind { assembler = WeightsAssembler() }
         if case .complete(let version, let params) = assembler.add(chunk) {
-            if rewind || weights.map({ version <= $0.version }) == true {
+            if weights == nil && version > 0 {
+                // Started beside a learner that is already training (this coordinator was restarted, or the
+                // run resumed): the step clock is the learner's version, and the draw skips what it took.
+                scheduler.fastForward(toStep: Int(version))
+                roleLog("coordinator", "joined the learner at weights version \(version); issuing steps from \(version)")
+            } else if rewind || weights.map({ version <= $0.version }) == true {
                 scheduler.rewind(toVersion: Int(version))
                 selectedThrough = scheduler.nextStep
-                log.info("the learner resumed; its steps are issued again", metadata: ["weights_version": "\(version)"])
+                log.info("the learner re-sent its weights (it resumed, or its connection came back); its steps are issued again",
+                         metadata: ["weights_version": "\(version)"])
             }
             if selector != nil { latestParams = params }
             let chunks = WeightsChunk.split(params, version: version)
@@ -178,24 +184,25 @@ public final class CoordinatorNode {
         }
     }
 
-    /// Puts an actor's outstanding prompts back at the front of the queue. A restart quicker than the 3 s
-    /// reaping would otherwise lose them: the new process's first request would count them as done.
-    private func requeue(_ actor: UInt64, because reason: String) {
-        guard let held = scheduler.outstanding[actor], !held.isEmpty else { return }
-        scheduler.actorDied(actor, currentVersion: Int(weights?.version ?? 0))
-        report.add("prompts_requeued_total", Double(held.count))
-        log.warning("actor \(reason); its outstanding prompts are re-queued", metadata: ["actor": "\(actor)", "prompts": "\(held.count)"])
-    }
-
     private func reapDeadActors() {
         let now = Date()
         for (actor, seen) in lastSeen where now.timeIntervalSince(seen) > deadAfter {
             lastSeen[actor] = nil
-            let held = scheduler.outstanding[actor]?.count ?? 0
-            scheduler.actorDied(actor, currentVersion: Int(weights?.version ?? 0))
-            report.add("prompts_requeued_total", Double(held))
-            log.warning("actor missed its heartbeats; its prompts are re-queued", metadata: ["actor": "\(actor)", "prompts": "\(held)"])
+            requeue(actor, because: "missed its heartbeats", always: true)
         }
+    }
+
+    /// Puts the prompts `actor` holds back at the front of the queue, and says so (naming them). A restart
+    /// quicker than the 3 s reaping would otherwise lose them: the new process's first request, or its first
+    /// heartbeat with a new pid, is how the coordinator learns of it.
+    private func requeue(_ actor: UInt64, because reason: String, always: Bool = false) {
+        let held = scheduler.outstanding[actor] ?? []
+        guard always || !held.isEmpty else { return }
+        scheduler.actorDied(actor, currentVersion: Int(weights?.version ?? 0))
+        report.add("prompts_requeued_total", Double(held.count))
+        log.warning("actor \(reason); its outstanding prompts are re-queued",
+                    metadata: ["actor": "\(actor)", "prompts": "\(held.count)",
+                               "prompt_at_step": "\(held.map { "\($0.promptID)@\($0.step)" }.joined(separator: " "))"])
     }
 }
 

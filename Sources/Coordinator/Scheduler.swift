@@ -50,13 +50,7 @@ public struct Scheduler: Sendable {
             let chosen = planned.removeValue(forKey: nextStep) ?? []
             let count = exact.remove(nextStep) != nil ? chosen.count : promptsForStep(nextStep)
             for i in 0..<count {
-                if i < chosen.count {
-                    queue.append(Item(promptID: chosen[i], step: nextStep))
-                    continue
-                }
-                if cursor == order.count { cursor = 0; order.shuffle(using: &rng) }
-                queue.append(Item(promptID: order[cursor], step: nextStep))
-                cursor += 1
+                queue.append(Item(promptID: i < chosen.count ? chosen[i] : draw(), step: nextStep))
             }
             nextStep += 1
         }
@@ -64,6 +58,23 @@ public struct Scheduler: Sendable {
         exact = exact.filter { $0 >= nextStep }
         // Work for steps the learner has finished is obsolete.
         queue.removeAll { $0.step < version }
+    }
+
+    /// The next prompt of the uniform draw: a shuffled pass over all prompts, reshuffled each epoch.
+    private mutating func draw() -> UInt64 {
+        if cursor == order.count { cursor = 0; order.shuffle(using: &rng) }
+        defer { cursor += 1 }
+        return order[cursor]
+    }
+
+    /// A coordinator starting beside a learner already at `step` (the coordinator was restarted, or the
+    /// whole run resumed): skips the prompts steps 0..<step drew, so from here on it issues exactly what
+    /// an uninterrupted coordinator would have. The draw is a function of the seed and the step, so the
+    /// coordinator needs no state of its own on disk. Only before anything was queued.
+    public mutating func fastForward(toStep step: Int) {
+        guard nextStep == 0, queue.isEmpty, step > 0 else { return }
+        for s in 0..<step { for _ in 0..<promptsForStep(s) { _ = draw() } }
+        nextStep = step
     }
 
     /// The learner resumed from an older checkpoint: forget queued and outstanding work and issue again

@@ -36,30 +36,20 @@ public final class LearnerNode {
         log = roleLogger(.learner, worker: ClusterConfig.learnerID)
         report = StatsReporter(role: .learner, sender: ClusterConfig.learnerID, host: config.learnerHost.name, rejects: rejects)
         node = try WireNode(config: config, security: security)
-        let ckptDir = runDir.appendingPathComponent("checkpoints")
-        var source = URL(fileURLWithPath: config.model.checkpoint)
-        var state: LearnerState?
-        if resume, let latest = LearnerState.latest(in: ckptDir) {
-            source = latest
-            state = try LearnerState.load(latest)
-        }
-        let (model, tok) = try Checkpoint.load(source)
-        replay = ReplayBuffer(capacity: config.training.replayCapacity, seed: UInt64(config.training.seed) &+ 17)
-        tokenizer = tok
         var s = GRPOSettings()
         let t = config.training
         s.learningRate = Float(t.learningRate)
         s.miniBatchGroups = t.miniBatchSize
         s.temperature = Float(t.temperature)
-        updater = GRPOUpdater(model: model, settings: s)
-        if let state {
-            try state.restore(into: updater.optimizer, from: source)
-            step = state.step
-            version = state.version
-            let replayFile = source.appendingPathComponent("replay.json")
-            if FileManager.default.fileExists(atPath: replayFile.path) { replay = try ReplayBuffer.load(from: replayFile) }
-            log.info("resumed", metadata: ["from": "\(source.path)", "step": "\(step)", "weights_version": "\(version)"])
-        }
+        let start = try LearnerStart.load(base: URL(fileURLWithPath: config.model.checkpoint),
+                                          checkpoints: resume ? runDir.appendingPathComponent("checkpoints") : nil,
+                                          settings: s, replay: ReplayBuffer(capacity: t.replayCapacity, seed: UInt64(t.seed) &+ 17))
+        updater = start.updater
+        tokenizer = start.tokenizer
+        replay = start.replay
+        step = start.step
+        version = start.version
+        let model = updater.model, tok = tokenizer
         testSet = TaskSuite.builtIn(seed: 1).test
         evaluator = BackgroundEvaluator(config: model.config, tokenizer: tok, problems: testSet,
                                         maxNewTokens: t.maxNewTokens, temperature: Float(t.evalTemperature))
@@ -76,6 +66,9 @@ public final class LearnerNode {
         report.set("step", Double(step))
         report.startReporting(node)
         defer { report.stopReporting(); rollouts.close(); updates.close(); node.close() }
+        // A coordinator restarted by its launcher knows no weights: send it the current ones when it is back.
+        let coordinatorWatch = try PeerWatch(updates)
+        defer { coordinatorWatch.close() }
         let runStart = Date()
         report.setState(.syncing)
         try publish(updates)
@@ -83,6 +76,7 @@ public final class LearnerNode {
         log.info("training", metadata: ["steps": "\(step)…\(t.steps - 1)", "B": "\(t.batchSize)", "G": "\(t.groupSize)",
                                          "max_lag": "\(t.maxLag)", "replay": "\(t.replay)"])
 
+        var checkpointSeconds = 0.0
         while step < t.steps && !StopSignal.requested {
             let collectStart = Date()
             var groups: [TrainingGroup] = []
@@ -91,6 +85,10 @@ public final class LearnerNode {
             let freshWanted = t.freshGroups(step: step)
             report.setState(.waiting)
             while groups.count < freshWanted && !StopSignal.requested {
+                if coordinatorWatch.reconnected() {
+                    log.info("the coordinator is back; sending it the current weights", metadata: ["weights_version": "\(version)"])
+                    try publish(updates)
+                }
                 guard let frames = try rollouts.receive(timeout: .milliseconds(200)) else { continue }
                 guard let env = codec.decode(frames, rejects: rejects), case .rolloutGroup(let g) = env.message else { continue }
                 if g.weightsVersion + UInt64(t.maxLag) < version || g.weightsVersion > version {
@@ -120,6 +118,8 @@ public final class LearnerNode {
             version += 1
             report.setState(.syncing)
             let publishStart = Date()
+            // A coordinator that came back during the update learns the new version from this publish.
+            _ = coordinatorWatch.reconnected()
             try publish(updates)
             let publishTime = Date().timeIntervalSince(publishStart)
             report.setVersion(version)
@@ -139,12 +139,6 @@ public final class LearnerNode {
                 evaluator.start(parameters: updater.model.parameters.array, step: step, waitForPrevious: step == t.steps)
                 if step == t.steps { evaluator.wait() }
             }
-            let checkpointStart = Date()
-            if t.checkpointEvery > 0 && step % t.checkpointEvery == 0 {
-                try report.phase("checkpoint") { try save("step-\(step)") }
-                log.debug("checkpoint written", metadata: ["step": "\(step)"])
-            }
-            let checkpointTime = Date().timeIntervalSince(checkpointStart)
 
             var line = stepMetrics(groups, stats: stats)
             if t.replay {
@@ -170,7 +164,10 @@ public final class LearnerNode {
             line["dropped_stale"] = staleThisStep
             line["dropped_stale_total"] = droppedStale
             line["duplicates_total"] = duplicates
-            line["seconds"] = ["collect": collect, "update": update, "publish": publishTime, "checkpoint": checkpointTime,
+            // Which groups the step trained on, so a run can be audited: no group twice, none of a wrong version.
+            line["fresh_groups"] = groups.map { ["prompt": $0.promptID, "version": $0.weightsVersion, "actor": $0.actorID] }
+            // checkpoint: writing the previous step's checkpoint, which happened within this line's time.
+            line["seconds"] = ["collect": collect, "update": update, "publish": publishTime, "checkpoint": checkpointSeconds,
                                "generation": groups.map(\.generationSeconds).reduce(0, +) / Double(max(1, Set(groups.map(\.actorID)).count))]
             for r in evaluator.takeResults() {
                 report.set("test_accuracy", r.accuracy)
@@ -182,6 +179,14 @@ public final class LearnerNode {
                 line["test_seconds"] = r.seconds
             }
             metrics.write(line)
+            // After the metrics line: a learner killed in between trains and logs this step again on resume,
+            // instead of resuming past a step metrics.jsonl never saw.
+            let checkpointStart = Date()
+            if t.checkpointEvery > 0 && step % t.checkpointEvery == 0 {
+                try report.phase("checkpoint") { try save("step-\(step)") }
+                log.debug("checkpoint written", metadata: ["step": "\(step)"])
+            }
+            checkpointSeconds = Date().timeIntervalSince(checkpointStart)
         }
         report.setState(.stopping)
         try save("final")
@@ -264,22 +269,6 @@ struct LearnerState: Codable {
         optimizer.m.write(SafeTensors.floats(m), at: 0)
         optimizer.v.write(SafeTensors.floats(v), at: 0)
         optimizer.restore(step: adamStep)
-    }
-
-    /// The checkpoint a resumed run continues from: `final` if the last run ended cleanly, else the
-    /// newest `step-N`.
-    static func latest(in dir: URL) -> URL? {
-        let fm = FileManager.default
-        let final = dir.appendingPathComponent("final")
-        if fm.fileExists(atPath: final.appendingPathComponent("learner_state.json").path) { return final }
-        let steps = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).compactMap { name -> (Int, URL)? in
-            guard name.hasPrefix("step-"), let n = Int(name.dropFirst(5)) else { return nil }
-            let url = dir.appendingPathComponent(name)
-            // Only complete checkpoints (older layouts without the state file cannot resume).
-            guard fm.fileExists(atPath: url.appendingPathComponent("learner_state.json").path) else { return nil }
-            return (n, url)
-        }
-        return steps.max { $0.0 < $1.0 }?.1
     }
 }
 

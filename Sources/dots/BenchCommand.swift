@@ -9,6 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
             BenchModelCommand.self,
             BenchWireCommand.self,
             BenchTTTCommand.self,
+            BenchSoakCommand.self,
         ]
     )
 }

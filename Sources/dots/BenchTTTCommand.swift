@@ -70,7 +70,7 @@ struct BenchTTTCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
         let list = methodList
         let total = list.count * seedCount
-        print("Time to target: \(list.joined(separator: ", ")) × \(seedCount) seed(s) × \(stepCount) steps, checkpoints every \(checkpointEvery); output \(outDir.path)")
+        say("Time to target: \(list.joined(separator: ", ")) × \(seedCount) seed(s) × \(stepCount) steps, checkpoints every \(checkpointEvery); output \(outDir.path)")
 
         // 1. Train: seed by seed, methods interleaved, so a slow spell of the machine hits every method.
         var done = 0
@@ -82,7 +82,7 @@ struct BenchTTTCommand: AsyncParsableCommand {
                 try train(method: m, seed: seed, runDir: runDir)
                 done += 1
                 let el = Date().timeIntervalSince(started)
-                print(String(format: "[%d/%d] trained %@ seed %d: %d steps in %@ (ETA of training %@)", done, total, m, seed,
+                say(String(format: "[%d/%d] trained %@ seed %d: %d steps in %@ (ETA of training %@)", done, total, m, seed,
                              stepCount, formatDuration(Date().timeIntervalSince(runStart)),
                              formatDuration(el / Double(done) * Double(total - done))))
             }
@@ -99,7 +99,7 @@ struct BenchTTTCommand: AsyncParsableCommand {
                 let curve = try evaluate(runDir: runDir, test: test, training: cluster.training)
                 curves[m, default: []].append(curve)
                 done += 1
-                print(String(format: "[%d/%d] evaluated %@ seed %d: %d checkpoints, %.1f%% → %.1f%%", done, total, m, seed,
+                say(String(format: "[%d/%d] evaluated %@ seed %d: %d checkpoints, %.1f%% → %.1f%%", done, total, m, seed,
                              curve.count, 100 * (curve.first?.accuracy ?? .nan), 100 * (curve.last?.accuracy ?? .nan)))
             }
         }
@@ -107,7 +107,7 @@ struct BenchTTTCommand: AsyncParsableCommand {
         // 3. Summarise.
         let (target, rows) = TimeToTarget.table(runs: curves, methods: list, baseline: list[0], window: window)
         let table = TimeToTarget.markdown(target: target, rows: rows, seeds: seedCount)
-        print("\n" + table)
+        say("\n" + table)
         try table.write(to: outDir.appendingPathComponent("table.md"), atomically: true, encoding: .utf8)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -120,7 +120,7 @@ struct BenchTTTCommand: AsyncParsableCommand {
             .write(to: outDir.appendingPathComponent("summary.json"))
         let svg = TimeToTargetPlot.svg(curves: curves, methods: list, window: window, target: target)
         try svg.write(to: outDir.appendingPathComponent("accuracy.svg"), atomically: true, encoding: .utf8)
-        print("Wrote \(outDir.path)/table.md, summary.json and accuracy.svg")
+        say("Wrote \(outDir.path)/table.md, summary.json and accuracy.svg")
     }
 
     /// One `dots launch` as a child process, its output in RUN_DIR.log; throws unless it exits 0.
@@ -178,4 +178,7 @@ struct BenchTTTCommand: AsyncParsableCommand {
         }
         return points
     }
+
+    /// Unbuffered, so progress reaches a log file as it happens.
+    private func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 }

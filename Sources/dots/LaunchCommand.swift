@@ -39,6 +39,7 @@ struct LaunchCommand: AsyncParsableCommand {
           dots launch --steps 200
           dots launch --set training.batch_size=64 --set training.max_lag=1
           dots launch --host gpu1     (on each host of a multi-host cluster)
+          dots launch --resume runs/20261125-101500     (after a crash or Ctrl-C)
         """)
 
     @Option(help: "The cluster file: hosts, roles, endpoints and the [model] and [training] settings.")
@@ -49,6 +50,10 @@ struct LaunchCommand: AsyncParsableCommand {
 
     @Option(help: "Run folder for the logs, metrics and checkpoints (default: runs/<yyyyMMdd-HHmmss>).")
     var runDir: String?
+
+    @Option(help: ArgumentHelp("Continue the run in RUN_DIR from its newest checkpoint: the same step numbering, optimizer state, replay buffer and prompt draw (an error if RUN_DIR has no checkpoint).",
+                               valueName: "RUN_DIR"))
+    var resume: String?
 
     @Option(help: "Which [hosts.NAME] of the config this machine is (default: the one at 127.0.0.1, localhost or ::1, else the only one).")
     var host: String?
@@ -63,7 +68,8 @@ struct LaunchCommand: AsyncParsableCommand {
 
     func run() async throws {
         if verbose { setenv("DOTS_LOG_LEVEL", "debug", 1) }
-        let plan = try LaunchPlan(configPath: config, steps: steps, runDir: runDir, hostName: host, overrides: overrides)
+        if let resume { try Self.checkResumable(resume, runDir: runDir) }
+        let plan = try LaunchPlan(configPath: config, steps: steps, runDir: resume ?? runDir, hostName: host, overrides: overrides)
         let code = await Supervisor(plan: plan).run()
         if code != 0 { throw ExitCode(code) }
     }

@@ -114,6 +114,8 @@ struct LaunchTests {
         #expect(leftBehind.isEmpty, "processes left behind: \(leftBehind.map(\.commandLine))")
         let log = (try? String(contentsOf: cluster.runDir.appendingPathComponent("logs/actor-0.log"), encoding: .utf8)) ?? ""
         #expect(log.components(separatedBy: "msg=started").count - 1 >= 2, "actor-0 was not restarted.\n\(cluster.diagnostics())")
+        // Its re-queued prompts were trained once: no group in two steps, none of a wrong version.
+        auditTrainedGroups(cluster.metrics(), maxLag: 0)
     }
 
     @Test("kill -9 of the learner: the launcher restarts it with --resume and the run finishes with the same step numbering")
@@ -145,8 +147,21 @@ struct LaunchTests {
         #expect(Set(steps) == Set(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
         #expect(steps.last == total)
         let log = (try? String(contentsOf: cluster.runDir.appendingPathComponent("logs/learner.log"), encoding: .utf8)) ?? ""
-        #expect(log.contains("msg=resumed"), "the learner did not resume.\n\(cluster.diagnostics())")
+        #expect(log.contains("resumed from"), "the learner did not resume.\n\(cluster.diagnostics())")
         #expect(FileManager.default.fileExists(atPath: cluster.runDir.appendingPathComponent("checkpoints/final/learner_state.json").path))
+        // Resumed at a checkpoint step s: the next line logged is step s + 1, trained on version s groups.
+        if let line = log.range(of: "resumed from"), let at = log[line.upperBound...].range(of: " at step "),
+           let s = Int(log[at.upperBound...].prefix { $0.isNumber }) {
+            #expect(s % 2 == 0 && s >= 2, "resumed at step \(s), not a checkpoint step")
+            // The resumed learner's clock ("time") starts again from zero.
+            let lines = cluster.metrics()
+            let all = lines.compactMap { ($0["step"] as? NSNumber)?.intValue }
+            let times = lines.compactMap { ($0["time"] as? NSNumber)?.doubleValue }
+            if let first = times.indices.dropFirst().first(where: { times[$0] < times[$0 - 1] }) {
+                #expect(all[first] == s + 1, "after the resume at step \(s) the steps logged go \(all)")
+            }
+        }
+        auditTrainedGroups(cluster.metrics(), maxLag: 0)
     }
 
     @Test("SIGINT to the launcher stops the run within 60 s (exit 130) and leaves no process behind")
@@ -340,7 +355,7 @@ func run(_ executable: URL, _ arguments: [String], output: URL) throws -> Launch
 }
 
 /// The `dots` executable SwiftPM built beside the test bundle (the test target depends on it).
-private func dotsBinary() throws -> URL {
+func dotsBinary() throws -> URL {
     var folders: [URL] = []
     if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
         folders.append(URL(fileURLWithPath: exe).deletingLastPathComponent())

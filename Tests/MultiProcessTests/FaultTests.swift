@@ -1,0 +1,301 @@
+import Foundation
+import Testing
+import Wire
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Faults a running cluster must survive (issue #10): the coordinator killed, the learner stalled,
+/// garbage on every socket. Each test starts the real `dots launch` on loopback with the tiny model.
+@Suite("faults, multi-process", .serialized, .timeLimit(.minutes(5)))
+struct FaultTests {
+    @Test("kill -9 of the coordinator: the launcher restarts it, the learner re-sends its weights, every step is trained once")
+    func coordinatorKilled() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let total = 20
+        let launch = try cluster.launch(["--steps", "\(total)"])
+        guard try await waitForSteps(3, cluster, launch) else { return }
+        let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" coordinator ") }
+        try #require(victims.count == 1, "expected one coordinator, found \(victims.map(\.commandLine))")
+        kill(victims[0].pid, SIGKILL)
+        guard let status = await launch.wait(seconds: 180) else {
+            Issue.record("dots launch did not finish within 180 s after the kill.\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        let steps = cluster.metrics().compactMap { ($0["step"] as? NSNumber)?.intValue }
+        #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
+        auditTrainedGroups(cluster.metrics(), maxLag: 0)
+        let coordinatorLog = cluster.log("coordinator")
+        #expect(coordinatorLog.components(separatedBy: "listening;").count - 1 == 2, "the coordinator was not restarted once.\n\(cluster.diagnostics())")
+        #expect(coordinatorLog.contains("joined the learner at weights version"), "the restarted coordinator did not take the learner's version.\n\(cluster.diagnostics())")
+        #expect(cluster.log("learner").contains("the coordinator is back"), "the learner did not re-send its weights.\n\(cluster.diagnostics())")
+        let left = processes(mentioning: cluster.runDir.path)
+        #expect(left.isEmpty, "processes left behind: \(left.map(\.commandLine))")
+    }
+
+    @Test("kill -9 of an actor holding prompts, replaced before it is missed: its prompts are issued again and the run completes")
+    func actorReplacedBeforeMissed() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let total = 400
+        // Generation takes most of an actor's time, so a kill almost always lands while it holds prompts;
+        // the launcher restarts it in about 1.5 s, before the coordinator's 3 s without heartbeats.
+        let launch = try cluster.launch(["--steps", "\(total)", "--set", "training.batch_size=8",
+                                         "--set", "training.group_size=16", "--set", "training.max_new_tokens=40"])
+        guard try await waitForSteps(2, cluster, launch) else { return }
+        var hit = false
+        for _ in 0..<5 where !hit && launch.isRunning {
+            let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" actor ") && $0.commandLine.contains("--index 0") }
+            guard let victim = victims.first else { try await Task.sleep(for: .milliseconds(500)); continue }
+            kill(victim.pid, SIGKILL)
+            try await Task.sleep(for: .seconds(4))
+            hit = cluster.log("coordinator").contains("actor 1000 restarted; re-queued")
+        }
+        #expect(hit, "no kill landed while actor 1000 held prompts (or the coordinator did not notice).\n\(cluster.diagnostics())")
+        // Steps keep coming: none waits for the prompts the killed actor held.
+        let before = cluster.metrics().count
+        try await Task.sleep(for: .seconds(5))
+        #expect(cluster.metrics().count > before, "no step in the 5 s after the last kill.\n\(cluster.diagnostics())")
+        launch.signal(SIGINT)
+        guard let status = await launch.wait(seconds: 60) else {
+            Issue.record("dots launch did not stop within 60 s of SIGINT (a step waiting for lost prompts?).\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(130), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        auditTrainedGroups(cluster.metrics(), maxLag: 0)
+    }
+
+    @Test("Ctrl-C, then dots launch --resume RUN_DIR: the step numbering, the weights version and the prompt draw continue")
+    func resumeAfterInterrupt() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let total = 30
+        let first = try cluster.launch(["--steps", "\(total)"])
+        guard try await waitForSteps(4, cluster, first) else { return }
+        first.signal(SIGINT)
+        let firstStatus = await first.wait(seconds: 60)
+        #expect(firstStatus == .exit(130), "the interrupted launch ended with \(String(describing: firstStatus)).\n\(cluster.diagnostics())")
+        let stoppedAt = cluster.metrics().count
+        try #require(stoppedAt < total, "the run finished before the interrupt")
+        let second = try cluster.launch(["--steps", "\(total)", "--resume", cluster.runDir.path])
+        guard let status = await second.wait(seconds: 120) else {
+            Issue.record("the resumed launch did not finish within 120 s.\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "the resumed launch ended with \(status).\n\(cluster.diagnostics())")
+        let steps = cluster.metrics().compactMap { ($0["step"] as? NSNumber)?.intValue }
+        // The final checkpoint holds every step logged before the interrupt: nothing is trained twice.
+        #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
+        #expect(cluster.log("coordinator").contains("joined the learner at weights version \(stoppedAt)"),
+                "the new coordinator did not continue from version \(stoppedAt).\n\(cluster.diagnostics())")
+        // The uniform draw is one shuffled pass over ~20,000 prompts: had the new coordinator started it
+        // over, the resumed steps would repeat the first steps' prompts.
+        let prompts = cluster.metrics().flatMap { ($0["fresh_groups"] as? [[String: Any]] ?? []).compactMap { ($0["prompt"] as? NSNumber)?.intValue } }
+        #expect(Set(prompts).count == prompts.count, "a prompt was drawn twice in \(prompts.count) draws")
+        auditTrainedGroups(cluster.metrics(), maxLag: 0)
+    }
+
+    @Test("A stalled learner (SIGSTOP) does not make the actors' memory grow; after SIGCONT the run completes")
+    func stalledLearnerBoundsActorMemory() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let total = 12
+        // max_lag = 1000 lets the coordinator hand out work far ahead, so only the high-water marks (and
+        // the actors' bounded grants) stand between a stalled learner and unbounded queues.
+        let launch = try cluster.launch(["--steps", "\(total)", "--set", "training.max_lag=1000",
+                                         "--set", "training.group_size=8", "--set", "training.max_new_tokens=32"])
+        guard try await waitForSteps(2, cluster, launch) else { return }
+        let running = processes(mentioning: cluster.runDir.path)
+        let learner = try #require(running.first { $0.commandLine.contains(" learner ") }, "no learner in \(running.map(\.commandLine))")
+        let actors = running.filter { $0.commandLine.contains(" actor ") }.map(\.pid)
+        try #require(actors.count == 2, "expected two actors, found \(running.map(\.commandLine))")
+        kill(learner.pid, SIGSTOP)
+        // The actors fill the learner's socket buffers and their own send queues within the first seconds,
+        // then block; resident memory is sampled over 10 s and must stop growing.
+        var samples: [[Int]] = []
+        for _ in 0..<20 {
+            try await Task.sleep(for: .milliseconds(500))
+            samples.append(actors.map { residentKiB($0) ?? 0 })
+        }
+        kill(learner.pid, SIGCONT)
+        for (i, pid) in actors.enumerated() {
+            let series = samples.map { $0[i] }
+            let settled = series[4...].min() ?? 0, peak = series[4...].max() ?? 0
+            print("actor pid \(pid), VmRSS KiB every 0.5 s while the learner was stopped: \(series)")
+            // Growth from the 2nd second on: allocator noise (tens of KiB), never the rollouts themselves
+            // (unbounded, the actors would queue thousands of groups of 8 × 32 tokens in these 10 s).
+            #expect(peak - settled < 4 * 1024, "actor pid \(pid) grew from \(settled) to \(peak) KiB while the learner was stopped: \(series)")
+        }
+        guard let status = await launch.wait(seconds: 180) else {
+            Issue.record("dots launch did not finish within 180 s after SIGCONT.\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        let steps = cluster.metrics().compactMap { ($0["step"] as? NSNumber)?.intValue }
+        #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
+        auditTrainedGroups(cluster.metrics(), maxLag: 1000)
+    }
+
+    @Test("Garbage on every socket of a running cluster: rejected and logged, nothing crashes, the run completes")
+    func garbageOnEverySocket() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let total = 60
+        let launch = try cluster.launch(["--steps", "\(total)"])
+        guard try await waitForSteps(1, cluster, launch) else { return }
+        let config = try ClusterConfig.load(path: cluster.runDir.appendingPathComponent("cluster.conf").path)
+        #expect(cluster.metrics().count < total / 2, "the run was nearly over before the garbage reached it")
+        // Garbage the whole time the run goes on (at least 2 s), so every step is trained under fire.
+        let sent = try await sprayGarbage(config, atLeast: 2, until: { !launch.isRunning })
+        guard let status = await launch.wait(seconds: 180) else {
+            Issue.record("dots launch did not finish within 180 s.\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        let steps = cluster.metrics().compactMap { ($0["step"] as? NSNumber)?.intValue }
+        #expect(steps == Array(1...total), "steps logged: \(steps) after \(sent) garbage messages.\n\(cluster.diagnostics())")
+        for role in ["learner", "coordinator"] {
+            let log = cluster.log(role)
+            #expect(log.contains("rejected ("), "the \(role) logged no rejects.\n\(cluster.diagnostics())")
+            #expect(log.components(separatedBy: "=== dots launch").count - 1 == 1, "the \(role) was restarted.\n\(cluster.diagnostics())")
+        }
+        auditTrainedGroups(cluster.metrics(), maxLag: 0)
+    }
+}
+
+@Test("dots bench soak, briefly: actors are killed and restarted, the run survives, the report adds up", .timeLimit(.minutes(2)))
+func soakSmoke() async throws {
+    let cluster = try TestCluster()
+    defer { cluster.cleanUp() }
+    let (status, output) = try runTool(cluster.dots.path, ["bench", "soak", "--minutes", "0.3", "--kill-every", "6", "--json",
+                                                          "--config", cluster.configFile.path, "--run-dir", cluster.runDir.path])
+    #expect(status == 0, "dots bench soak ended with \(status): \(output)")
+    let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: cluster.runDir.appendingPathComponent("soak.json"))) as? [String: Any])
+    func int(_ key: String) -> Int { (report[key] as? NSNumber)?.intValue ?? -1 }
+    #expect(int("actorsKilled") >= 2 && int("actorRestarts") == int("actorsKilled"), "\(report)")
+    #expect(int("stepsTrained") > 10 && int("groupsRegenerated") == int("groupsLost"), "\(report)")
+    #expect(report["endedEarly"] as? Bool == false && int("launcherStatus") == 130, "\(report)")
+    #expect(Set(((report["peakResidentMiB"] as? [String: Any]) ?? [:]).keys) == ["launcher", "coordinator", "learner", "actor-0", "actor-1"], "\(report)")
+    #expect(processes(mentioning: cluster.root.path).isEmpty, "processes left behind")
+}
+
+// MARK: - helpers
+
+/// Waits until metrics.jsonl has `count` steps; false (with an issue recorded) if the run stopped or
+/// 150 s went by first.
+func waitForSteps(_ count: Int, _ cluster: TestCluster, _ launch: Launch) async throws -> Bool {
+    let deadline = Date().addingTimeInterval(150)
+    while cluster.metrics().count < count {
+        guard launch.isRunning, Date() < deadline else {
+            Issue.record("fewer than \(count) steps before the fault.\n\(cluster.diagnostics())")
+            return false
+        }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    return true
+}
+
+/// Checks the groups each step trained on (metrics.jsonl's `fresh_groups`), taking the last line of each
+/// step (a resumed learner trains the steps after its checkpoint again): no prompt twice in a step, every
+/// group of a version the step may use (within max_lag of the weights it updated), and no group — prompt,
+/// version and actor — in two steps.
+func auditTrainedGroups(_ lines: [[String: Any]], maxLag: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+    var byStep: [Int: [[String: Any]]] = [:]
+    for line in lines {
+        guard let step = (line["step"] as? NSNumber)?.intValue else { continue }
+        byStep[step] = line["fresh_groups"] as? [[String: Any]]
+    }
+    var seen: [String: Int] = [:]
+    for (step, groups) in byStep.sorted(by: { $0.key < $1.key }) {
+        #expect(!groups.isEmpty, "step \(step) lists no fresh groups", sourceLocation: sourceLocation)
+        var prompts = Set<Int>()
+        for g in groups {
+            let prompt = (g["prompt"] as? NSNumber)?.intValue ?? -1
+            let version = (g["version"] as? NSNumber)?.intValue ?? -1
+            let actor = (g["actor"] as? NSNumber)?.intValue ?? -1
+            #expect(prompts.insert(prompt).inserted, "step \(step) trained on prompt \(prompt) twice", sourceLocation: sourceLocation)
+            // Step s updates weights version s − 1.
+            #expect(version <= step - 1 && version >= step - 1 - maxLag,
+                    "step \(step) trained on a group of weights version \(version)", sourceLocation: sourceLocation)
+            let key = "\(prompt)/\(version)/\(actor)"
+            if let earlier = seen[key] {
+                Issue.record("the group \(key) (prompt/version/actor) was trained in step \(earlier) and again in step \(step)", sourceLocation: sourceLocation)
+            }
+            seen[key] = step
+        }
+    }
+}
+
+/// VmRSS of a process in KiB, from /proc.
+func residentKiB(_ pid: pid_t) -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+    return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+}
+
+extension TestCluster {
+    /// A role's whole log.
+    func log(_ role: String) -> String {
+        (try? String(contentsOf: runDir.appendingPathComponent("logs/\(role).log"), encoding: .utf8)) ?? ""
+    }
+}
+
+/// For `seconds`, sends random frames, and frames that start like a Dots header but are wrong, to every
+/// socket the cluster binds — as ZeroMQ peers of the right type, so the bytes reach the decoders — and
+/// raw non-ZMTP bytes to every TCP port. Returns how many messages went out.
+func sprayGarbage(_ config: ClusterConfig, atLeast seconds: Double, until done: () -> Bool) async throws -> Int {
+    let context = try ZMQContext()
+    var rng = SystemRandomNumberGenerator()
+    var sockets: [(Channel, ZMQSocket)] = []
+    for channel in Channel.allCases where channel != .announce {
+        let socket = try ZMQSocket(context, type: channel.connectType, linger: 0)
+        try socket.set(.sendHighWaterMark(1000))
+        try socket.connect(config.connectEndpoint(channel))
+        sockets.append((channel, socket))
+    }
+    defer { sockets.forEach { $0.1.close() } }
+    func noise(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) } }
+    var sent = 0
+    let start = Date()
+    while Date().timeIntervalSince(start) < seconds || (!done() && Date().timeIntervalSince(start) < 150) {
+        for (_, socket) in sockets {
+            var frames = (0..<Int.random(in: 1...7, using: &rng)).map { _ in noise(Int.random(in: 0...200, using: &rng)) }
+            if Bool.random(using: &rng) {
+                // "DOTS", version 1, a known kind, then nonsense: gets past the first checks.
+                frames[0] = Array("DOTS".utf8) + [1, 0, UInt8.random(in: 1...8, using: &rng), 0] + noise(Int.random(in: 0...64, using: &rng))
+            }
+            if (try? socket.send(frames, dontWait: true)) == true { sent += 1 }
+        }
+        // Not ZeroMQ at all: the ZMTP greeting fails and libzmq drops the connection.
+        for channel in Channel.allCases {
+            if let port = Int(config.connectEndpoint(channel).split(separator: ":").last ?? "") {
+                rawTCP(port: port, bytes: noise(Int.random(in: 1...300, using: &rng)))
+            }
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return sent
+}
+
+/// Connects to 127.0.0.1:port, writes the bytes and closes.
+private func rawTCP(port: Int, bytes: [UInt8]) {
+    #if canImport(Glibc)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #else
+    let fd = socket(AF_INET, SOCK_STREAM, 0)
+    #endif
+    guard fd >= 0 else { return }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+    if connected { _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+}
