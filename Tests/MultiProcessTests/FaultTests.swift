@@ -53,7 +53,9 @@ struct FaultTests {
             guard let victim = victims.first else { try await Task.sleep(for: .milliseconds(500)); continue }
             kill(victim.pid, SIGKILL)
             try await Task.sleep(for: .seconds(4))
-            hit = cluster.log("coordinator").contains("actor 1000 restarted; re-queued")
+            hit = cluster.log("coordinator").split(separator: "\n").contains {
+                $0.contains("actor restarted; its outstanding prompts are re-queued") && $0.contains("actor=1000")
+            }
         }
         #expect(hit, "no kill landed while actor 1000 held prompts (or the coordinator did not notice).\n\(cluster.diagnostics())")
         // Steps keep coming: none waits for the prompts the killed actor held.
