@@ -4,7 +4,7 @@ import ArgumentParser
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure the speed of the model and the wire on this machine.",
+        abstract: "Measure: model and wire speed, time to target (the headline), a soak under faults.",
         subcommands: [
             BenchModelCommand.self,
             BenchWireCommand.self,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Model
 import Wire
 #if canImport(Glibc)
 import Glibc
@@ -57,7 +58,7 @@ struct BenchSoakCommand: AsyncParsableCommand {
         var ended: ChildTermination?
         say("Soak: \(format(minutes)) min in \(dir.path) (launcher output: \(out.path)); an actor is killed once every \(format(killEvery)) s.")
 
-        var rng = SplitMix(seed: seed)
+        var rng = SplitMix64(seed: seed)  // seeded, so a soak can be repeated
         let start = Date(), end = start.addingTimeInterval(minutes * 60)
         var peaks: [String: Int] = [:]
         var trend: [String: (early: [Int], late: [Int])] = [:]
@@ -245,15 +246,3 @@ private func memoryKiB(_ pid: pid_t, field: String) -> Int? {
     return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
 }
 
-/// The kill schedule's generator (seeded, so a soak can be repeated).
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -36,6 +36,8 @@ struct BenchTTTCommand: AsyncParsableCommand {
     @Option(help: "OpenBLAS threads for evaluating checkpoints (nothing else runs then).") var evalThreads = 2
     @Flag(help: "Keep every evaluated checkpoint (by default only each run's final one is kept).")
     var keepCheckpoints = false
+    @Flag(help: "Only summarise again (table and picture) from the curves in OUT/summary.json, e.g. with another --window.")
+    var reportOnly = false
 
     static let methodSettings: [String: [String]] = [
         "grpo": ["training.selection=uniform", "training.replay=false"],
@@ -72,6 +74,15 @@ struct BenchTTTCommand: AsyncParsableCommand {
         let total = list.count * seedCount
         say("Time to target: \(list.joined(separator: ", ")) × \(seedCount) seed(s) × \(stepCount) steps, checkpoints every \(checkpointEvery); output \(outDir.path)")
 
+        if reportOnly {
+            struct Saved: Decodable { var methods: [String]; var seeds: Int; var curves: [String: [[TimeToTarget.Point]]] }
+            let file = outDir.appendingPathComponent("summary.json")
+            guard let data = try? Data(contentsOf: file), let saved = try? JSONDecoder().decode(Saved.self, from: data) else {
+                throw UserError("\(file.path) is missing or is not a summary written by dots bench ttt.")
+            }
+            try summarise(saved.curves, methods: saved.methods, seeds: saved.seeds, outDir: outDir)
+            return
+        }
         // 1. Train: seed by seed, methods interleaved, so a slow spell of the machine hits every method.
         var done = 0
         let started = Date()
@@ -104,7 +115,11 @@ struct BenchTTTCommand: AsyncParsableCommand {
             }
         }
 
-        // 3. Summarise.
+        try summarise(curves, methods: list, seeds: seedCount, outDir: outDir)
+    }
+
+    /// The table, summary.json and the picture, from the evaluated curves.
+    func summarise(_ curves: [String: [[TimeToTarget.Point]]], methods list: [String], seeds seedCount: Int, outDir: URL) throws {
         let (target, rows) = TimeToTarget.table(runs: curves, methods: list, baseline: list[0], window: window)
         let table = TimeToTarget.markdown(target: target, rows: rows, seeds: seedCount)
         say("\n" + table)
@@ -115,7 +130,8 @@ struct BenchTTTCommand: AsyncParsableCommand {
             var methods: [String], seeds: Int, steps: Int, checkpointEvery: Int, window: Int
             var target: Double?, rows: [TimeToTarget.Row], curves: [String: [[TimeToTarget.Point]]]
         }
-        try enc.encode(Summary(methods: list, seeds: seedCount, steps: stepCount, checkpointEvery: checkpointEvery,
+        let steps = curves.values.flatMap { $0.compactMap { $0.last?.step } }.max() ?? stepCount
+        try enc.encode(Summary(methods: list, seeds: seedCount, steps: steps, checkpointEvery: checkpointEvery,
                                window: window, target: target, rows: rows, curves: curves))
             .write(to: outDir.appendingPathComponent("summary.json"))
         let svg = TimeToTargetPlot.svg(curves: curves, methods: list, window: window, target: target)

@@ -7,12 +7,15 @@ struct Dots: AsyncParsableCommand {
         commandName: "dots",
         abstract: "Data-efficient GRPO fine-tuning of language models: DOTS selection and rollout replay, actor–learner over ZeroMQ.",
         discussion: """
-        Train: `dots launch` starts the coordinator, the learner and the actors that cluster.conf places on
-        this host, trains the committed base checkpoint with GRPO on the built-in tasks, and writes
-        runs/<time>/metrics.jsonl (a line per step) and checkpoints. Look: `dots eval --checkpoint DIR`
-        measures accuracy; `dots sample` shows what a checkpoint writes. Watch: `dots top` (live, per
-        worker), `dots plot RUN_DIR --out run.svg`. Measure: `dots bench model` and
-        `dots bench wire`. Every subcommand has its own --help.
+        Start here: `dots launch` starts the coordinator, the learner and the actors that cluster.conf \
+        places on this host, trains the committed base checkpoint with GRPO on the built-in tasks, and \
+        writes runs/<time>/metrics.jsonl (a line per step), logs and checkpoints. Ctrl-C stops it cleanly; \
+        `dots launch --resume RUN_DIR` continues.
+
+        Watch: `dots top` (live, per worker), `dots plot RUN_DIR --out run.svg` (accuracy and tokens/s \
+        over time). Look: `dots eval --checkpoint DIR` (accuracy), `dots sample` (what a checkpoint \
+        writes). Measure: `dots bench model|wire|ttt|soak`. DOTS selection needs a predictor: \
+        `dots predictor train`. Every subcommand has its own --help.
         """,
         subcommands: [
             ModelCommand.self,

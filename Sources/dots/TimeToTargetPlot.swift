@@ -29,7 +29,7 @@ enum TimeToTargetPlot {
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
         s += "<text x=\"\(f(left))\" y=\"18\" font-size=\"14\">Held-out accuracy against training wall-clock</text>\n"
-        s += "<text x=\"\(f(left))\" y=\"33\" font-size=\"11\" fill=\"#555\">mean over seeds, trailing mean over \(window) checkpoints; band: the seeds' min to max</text>\n"
+        s += "<text x=\"\(f(left))\" y=\"33\" font-size=\"11\" fill=\"#555\">thick: mean over seeds (to the shortest seed's end); thin: each seed; trailing mean over \(window) checkpoints</text>\n"
         // Axes and grid.
         for i in 0...5 {
             let a = lo + (hi - lo) * Double(i) / 5, y = py(a)
@@ -46,7 +46,7 @@ enum TimeToTargetPlot {
         s += "<text x=\"\(f((left + right) / 2))\" y=\"\(f(bottom + 36))\" text-anchor=\"middle\">training wall-clock (min:s)</text>\n"
         if let target {
             s += "<line x1=\"\(f(left))\" y1=\"\(f(py(target)))\" x2=\"\(f(right))\" y2=\"\(f(py(target)))\" stroke=\"black\" stroke-dasharray=\"6 4\"/>\n"
-            s += "<text x=\"\(f(right + 6))\" y=\"\(f(py(target) + 4))\">target \(String(format: "%.1f%%", 100 * target))</text>\n"
+            s += "<text x=\"\(f(left + 6))\" y=\"\(f(py(target) - 5))\">target \(String(format: "%.1f%%", 100 * target))</text>\n"
         }
         for (k, m) in methods.enumerated() {
             guard let runs = smoothed[m], !runs.isEmpty else { continue }
@@ -63,6 +63,11 @@ enum TimeToTargetPlot {
                 high.append((t, vs.max()!))
             }
             guard !mean.isEmpty else { continue }
+            // Each seed thin, to its own end (seeds' wall-clocks differ with the machine's load).
+            for run in runs {
+                let pts = run.map { "\(f(px($0.seconds))),\(f(py($0.accuracy)))" }.joined(separator: " ")
+                s += "<polyline points=\"\(pts)\" fill=\"none\" stroke=\"\(colour)\" stroke-width=\"0.8\" stroke-opacity=\"0.6\"/>\n"
+            }
             if runs.count > 1 {
                 let band = (high + low.reversed()).map { "\(f(px($0.0))),\(f(py($0.1)))" }.joined(separator: " ")
                 s += "<polygon points=\"\(band)\" fill=\"\(colour)\" fill-opacity=\"0.15\" stroke=\"none\"/>\n"
