@@ -294,8 +294,29 @@ struct TestCluster {
 }
 
 /// A running `dots launch`.
-struct Launch: @unchecked Sendable {
+///
+/// Whether it still runs is also asked of the kernel: Foundation's `Process` sometimes misses its child's
+/// SIGCHLD when several children end at once, and then reports a finished (zombie) child as running for
+/// ever. Reaping it here, when Foundation has not, keeps a test from waiting on it without end.
+final class Launch: @unchecked Sendable {
     let process: Process
+    private let lock = NSLock()
+    private var ended: Status?
+
+    init(process: Process) { self.process = process }
+
+    /// How it ended, or nil while it runs.
+    func endStatus() -> Status? {
+        lock.withLock {
+            if let ended { return ended }
+            if !process.isRunning { ended = status(process); return ended }
+            var raw: Int32 = 0
+            let pid = process.processIdentifier
+            guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
+            ended = raw & 0x7f == 0 ? .exit((raw >> 8) & 0xff) : .signal(raw & 0x7f)
+            return ended
+        }
+    }
 
     enum Status: Equatable, CustomStringConvertible {
         case exit(Int32), signal(Int32)
@@ -307,21 +328,29 @@ struct Launch: @unchecked Sendable {
         }
     }
 
-    var isRunning: Bool { process.isRunning }
+    var isRunning: Bool { endStatus() == nil }
+
+    /// Blocks until it ends (for short commands; `wait(seconds:)` is the async, bounded one).
+    func waitForExit() -> Status {
+        while true {
+            if let end = endStatus() { return end }
+            usleep(20_000)
+        }
+    }
 
     func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
 
     /// How it ended, or nil (after killing it) if it is still running after `seconds`.
     func wait(seconds: Double) async -> Status? {
         let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning {
+        while isRunning {
             if Date() >= deadline {
                 kill(process.processIdentifier, SIGKILL)
                 return nil
             }
             try? await Task.sleep(for: .milliseconds(100))
         }
-        return status(process)
+        return endStatus()
     }
 }
 
@@ -349,9 +378,9 @@ func run(_ executable: URL, _ arguments: [String], output: URL) throws -> Launch
     process.standardOutput = handle
     process.standardError = handle
     try process.run()
-    process.waitUntilExit()
+    let end = Launch(process: process).waitForExit()
     try handle.close()
-    return status(process)
+    return end
 }
 
 /// The `dots` executable SwiftPM built beside the test bundle (the test target depends on it).

@@ -114,10 +114,10 @@ private func curl(_ port: Int) throws -> (headers: String, body: String) {
     process.standardError = pipe
     try process.run()
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    let end = Launch(process: process).waitForExit()
     let text = String(decoding: data, as: UTF8.self)
-    guard process.terminationStatus == 0, let split = text.range(of: "\r\n\r\n") else {
-        throw TestFailure("curl http://127.0.0.1:\(port)/metrics failed (\(process.terminationStatus)): \(text.prefix(300))")
+    guard end == .exit(0), let split = text.range(of: "\r\n\r\n") else {
+        throw TestFailure("curl http://127.0.0.1:\(port)/metrics failed (\(end)): \(text.prefix(300))")
     }
     return (String(text[..<split.lowerBound]), String(text[split.upperBound...]))
 }

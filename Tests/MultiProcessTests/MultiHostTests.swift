@@ -195,8 +195,9 @@ func runTool(_ executable: String, _ arguments: [String]) throws -> (status: Int
     process.standardInput = FileHandle.nullDevice
     try process.run()
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    let code: Int32
+    switch Launch(process: process).waitForExit() { case .exit(let c): code = c; case .signal(let s): code = 128 + s }
+    return (code, String(decoding: data, as: UTF8.self))
 }
 
 extension Launch {
@@ -204,7 +205,7 @@ extension Launch {
     func wait(seconds: Double, killing: Bool) async -> Status? {
         if killing { return await wait(seconds: seconds) }
         let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(100)) }
-        return process.isRunning ? nil : await wait(seconds: 0.1)
+        while isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(100)) }
+        return isRunning ? nil : await wait(seconds: 0.1)
     }
 }
