@@ -14,7 +14,8 @@ struct LaunchTests {
     func shortRun() async throws {
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
-        let launch = try cluster.launch([])
+        // 60 steps, not 3: a 3-step run can end (in about a second) before a slow-starting actor asks for work.
+        let launch = try cluster.launch(["--steps", "60"])
         guard let status = await launch.wait(seconds: 180) else {
             Issue.record("dots launch did not exit within 180 s.\n\(cluster.diagnostics())")
             return
