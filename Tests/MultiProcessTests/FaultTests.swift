@@ -45,7 +45,7 @@ struct FaultTests {
         // Generation takes most of an actor's time, so a kill almost always lands while it holds prompts;
         // the launcher restarts it in about 1.5 s, before the coordinator's 3 s without heartbeats.
         let launch = try cluster.launch(["--steps", "\(total)", "--set", "training.batch_size=8",
-                                         "--set", "training.group_size=16", "--set", "training.max_new_tokens=40"])
+                                         "--set", "training.group_size=64", "--set", "training.max_new_tokens=40"])
         guard try await waitForSteps(2, cluster, launch) else { return }
         var hit = false
         for _ in 0..<5 where !hit && launch.isRunning {

@@ -91,7 +91,9 @@ struct LaunchTests {
     func actorKilled() async throws {
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
-        let total = 40
+        // Long enough that the run is still going when the launcher's restart comes due (40 steps of the
+        // tiny model can end first).
+        let total = 200
         let launch = try cluster.launch(["--steps", "\(total)"])
         let deadline = Date().addingTimeInterval(150)
         while cluster.metrics().count < 2 {
