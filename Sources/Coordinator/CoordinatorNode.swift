@@ -309,7 +309,6 @@ extension CoordinatorNode {
             selectionLog?.write(record)
             let secs = record["seconds"] as? [String: Double] ?? [:]
             report.set(["selection_seconds": secs["prediction"] ?? 0, "reference_seconds": secs["reference_rollouts"] ?? 0])
-            log.debug("selection round", metadata: ["round": "\(outcome.start / mu)", "weights_version": "\(outcome.version)"])
             roleLog("coordinator", String(format: "selection round %d (steps %d–%d) on version %llu: references %.2f s, prediction %.2f s, predicted difficulty of the selected %.3f",
                                           outcome.start / mu, outcome.start, end - 1, outcome.version, secs["reference_rollouts"] ?? 0,
                                           secs["prediction"] ?? 0, record["predicted_mean_difficulty_selected"] as? Double ?? 0))

@@ -183,10 +183,11 @@ public final class LearnerNode {
             // instead of resuming past a step metrics.jsonl never saw.
             let checkpointStart = Date()
             if t.checkpointEvery > 0 && step % t.checkpointEvery == 0 {
-                try report.phase("checkpoint") { try save("step-\(step)") }
+                try save("step-\(step)")
                 log.debug("checkpoint written", metadata: ["step": "\(step)"])
             }
             checkpointSeconds = Date().timeIntervalSince(checkpointStart)
+            report.add("phase_seconds_total.checkpoint", checkpointSeconds)
         }
         report.setState(.stopping)
         try save("final")
@@ -272,7 +273,17 @@ struct LearnerState: Codable {
     }
 }
 
-/// Greedy accuracy on the held-out split, computed on a snapshot of the weights in a background thread.
+/// Held-out accuracy as the learner's evaluation and `dots bench ttt` both measure it: one completion a
+/// prompt at `temperature` (0 = greedy), with the same sampling seed every time, so successive evaluations
+/// share their sampling noise.
+public func heldOutAccuracy(_ engine: RolloutEngine, _ problems: [Problem], temperature: Float, maxNewTokens: Int) throws -> Double {
+    let options = SamplingOptions(temperature: temperature, maxNewTokens: maxNewTokens, seed: 20_251_125)
+    let out = try engine.rollout(problems, samples: 1, options: options)
+    return out.map(\.passRate).reduce(0, +) / Double(max(1, out.count))
+}
+
+/// Held-out accuracy (at the evaluation temperature, and greedy), computed on a snapshot of the weights in a
+/// background thread.
 final class BackgroundEvaluator: @unchecked Sendable {
     /// `accuracy` at `temperature` (one sample a prompt, the same seed every time, so successive evaluations
     /// share their sampling noise), and greedy.
@@ -306,9 +317,7 @@ final class BackgroundEvaluator: @unchecked Sendable {
             model.parameters.write(parameters, at: 0)
             let engine = RolloutEngine(model: model, tokenizer: tokenizer)
             func accuracy(_ temperature: Float) -> Double? {
-                let options = SamplingOptions(temperature: temperature, maxNewTokens: maxNewTokens, seed: 20_251_125)
-                guard let out = try? engine.rollout(problems, samples: 1, options: options) else { return nil }
-                return out.map(\.passRate).reduce(0, +) / Double(max(1, out.count))
+                try? heldOutAccuracy(engine, problems, temperature: temperature, maxNewTokens: maxNewTokens)
             }
             guard let greedy = accuracy(0) else { return }
             guard let sampled = temperature == 0 ? greedy : accuracy(temperature) else { return }

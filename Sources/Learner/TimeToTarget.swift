@@ -64,20 +64,20 @@ public enum TimeToTarget {
         func reaches(_ m: String) -> [Point?] {
             (runs[m] ?? []).map { curve in target.flatMap { reach(smooth(curve, window: window), target: $0) } }
         }
+        func mean(_ xs: [Double]) -> Double? { xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count) }
+        func sd(_ xs: [Double]) -> Double? {
+            guard xs.count > 1, let m = mean(xs) else { return nil }
+            return (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot()
+        }
         let base = reaches(baseline)
+        let baseReached = base.compactMap { $0 }
+        let baseSteps = mean(baseReached.map { Double($0.step) }), baseSeconds = mean(baseReached.map(\.seconds))
+        let basePerStep = mean(baseReached.map { $0.seconds / Double(max(1, $0.step)) })
         let rows = methods.map { m -> Row in
             let r = reaches(m)
             let reached = r.compactMap { $0 }
-            func mean(_ xs: [Double]) -> Double? { xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count) }
-            func sd(_ xs: [Double]) -> Double? {
-                guard xs.count > 1, let m = mean(xs) else { return nil }
-                return (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot()
-            }
             let meanSteps = mean(reached.map { Double($0.step) }), meanSeconds = mean(reached.map(\.seconds))
             let perStep = mean(reached.map { $0.seconds / Double(max(1, $0.step)) })
-            let baseReached = base.compactMap { $0 }
-            let baseSteps = mean(baseReached.map { Double($0.step) }), baseSeconds = mean(baseReached.map(\.seconds))
-            let basePerStep = mean(baseReached.map { $0.seconds / Double(max(1, $0.step)) })
             // Paired by seed: the saving of seed i against the baseline's seed i.
             let paired = zip(r, base).compactMap { a, b -> Double? in
                 guard let a, let b, b.seconds > 0 else { return nil }

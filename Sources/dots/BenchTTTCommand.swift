@@ -182,13 +182,11 @@ struct BenchTTTCommand: AsyncParsableCommand {
         let base = URL(fileURLWithPath: try ClusterConfig.load(path: runDir.appendingPathComponent("cluster.conf").path).model.checkpoint)
         var points: [TimeToTarget.Point] = []
         for step in steps {
+            guard let seconds = clock[step] else { continue }
             let ckpt = step == 0 ? base : dir.appendingPathComponent("step-\(step)")
             let (model, tok) = try Checkpoint.load(ckpt)
-            let options = SamplingOptions(temperature: Float(training.evalTemperature), maxNewTokens: training.maxNewTokens,
-                                          seed: 20_251_125)
-            let out = try RolloutEngine(model: model, tokenizer: tok).rollout(test, samples: 1, options: options)
-            let acc = out.map(\.passRate).reduce(0, +) / Double(max(1, out.count))
-            guard let seconds = clock[step] else { continue }
+            let acc = try heldOutAccuracy(RolloutEngine(model: model, tokenizer: tok), test,
+                                          temperature: Float(training.evalTemperature), maxNewTokens: training.maxNewTokens)
             points.append(.init(step: step, seconds: seconds, accuracy: acc))
             if step != 0 && !keepCheckpoints { try? FileManager.default.removeItem(at: ckpt) }
         }
