@@ -29,12 +29,14 @@ public struct Completion: Sendable, Equatable {
     public var stopped: Bool
 }
 
-/// The KV cache, laid out (layer, sequence, kv head, position, head_dim) and written in place: the keys
-/// one head reads are contiguous, so decode attention streams memory instead of striding through it.
+/// The KV cache, one block per (layer, sequence, kv head), written in place. Keys are stored in tiles
+/// of eight positions, each tile transposed (head_dim × 8), so decode attention scores eight positions
+/// with one vector multiply-add per component and reads the keys front to back; values are rows
+/// (position, head_dim). `stride` is the longest sequence rounded up to 8, so the last tile is whole.
 final class KVCache {
     let layers: Int, kvHeads: Int, headDim: Int
     var kvDim: Int { kvHeads * headDim }
-    private(set) var sequences = 0, maxLen = 0
+    private(set) var sequences = 0, stride = 0
     private(set) var k = FloatBuffer(count: 0), v = FloatBuffer(count: 0)
     var lengths: [Int] = []
     init(layers: Int, kvHeads: Int, headDim: Int) {
@@ -45,16 +47,17 @@ final class KVCache {
     /// Empties the cache for a new batch, re-using its memory when it is large enough.
     func reset(sequences: Int, maxLen: Int) {
         self.sequences = sequences
-        self.maxLen = maxLen
-        let need = layers * sequences * maxLen * kvDim
+        stride = (maxLen + 7) / 8 * 8
+        let need = layers * sequences * stride * kvDim
         if k.count < need {
             k = FloatBuffer(count: need)
             v = FloatBuffer(count: need)
         }
         lengths = [Int](repeating: 0, count: sequences)
     }
-    @inline(__always) func offset(_ l: Int, _ s: Int, _ head: Int, _ pos: Int) -> Int {
-        (((l * sequences + s) * kvHeads + head) * maxLen + pos) * headDim
+    /// Where the block of (layer, sequence, kv head) starts, in `k` and in `v`.
+    @inline(__always) func block(_ l: Int, _ s: Int, _ head: Int) -> Int {
+        ((l * sequences + s) * kvHeads + head) * stride * headDim
     }
 }
 
@@ -101,12 +104,15 @@ extension Transformer {
 
     /// Runs `rows` (new tokens, grouped by sequence in order) through the model with the cache and
     /// returns the logits of the last new token of each sequence present, in order of appearance.
+    /// The residual stream stays in one buffer: each block's output is added into it by the matrix
+    /// product itself (β = 1), so no separate add pass and no zeroing pass.
     func incremental(rows: [(seq: Int, token: Int32)], cache: KVCache) -> [Float] {
         let n = rows.count, c = config.hiddenSize, heads = config.numAttentionHeads
         let kvHeads = config.numKeyValueHeads, d = config.headDim, hd = heads * d, kvd = config.kvDim
         let inter = config.intermediateSize, vocab = config.vocabSize, eps = Float(config.rmsNormEps)
         let group = heads / kvHeads, scale = 1 / Float(d).squareRoot()
-        let p = parameters.ptr, L = layout
+        let p = parameters.ptr, L = layout, stride = cache.stride
+        let qkvDim = hd + 2 * kvd
 
         var positions = [Int32](repeating: 0, count: n)
         var lastRows: [Int] = []
@@ -115,18 +121,21 @@ extension Transformer {
             cache.lengths[r.seq] += 1
             if i + 1 == n || rows[i + 1].seq != r.seq { lastRows.append(i) }
         }
-        var x = [Float](repeating: 0, count: n * c), ln = x, xMid = x
-        let qkvDim = hd + 2 * kvd
-        var qkv = [Float](repeating: 0, count: n * qkvDim), att = [Float](repeating: 0, count: n * hd)
-        var gu = [Float](repeating: 0, count: n * 2 * inter), hbuf = [Float](repeating: 0, count: n * inter)
-        var scores = [Float](repeating: 0, count: cache.maxLen)
-        x.withUnsafeMutableBufferPointer { xb in
-            for (i, r) in rows.enumerated() {
-                (xb.baseAddress! + i * c).update(from: p + L.embed + Int(r.token) * c, count: c)
-            }
+        let m = lastRows.count
+        // Scratch, re-used across calls: x | ln | qkv | att | gu | h | scores | last | normed | logits.
+        var off = 0
+        func take(_ k: Int) -> Int { defer { off += k }; return off }
+        let oX = take(n * c), oLn = take(n * c), oQkv = take(n * qkvDim), oAtt = take(n * hd)
+        let oGu = take(n * 2 * inter), oH = take(n * inter), oScores = take(stride)
+        let oLast = take(m * c), oNormed = take(m * c), oLogits = take(m * vocab)
+        let sb = decodeScratch.reserve(off)
+        let x = sb + oX, ln = sb + oLn, qkv = sb + oQkv, att = sb + oAtt, gu = sb + oGu, hbuf = sb + oH
+        let scores = sb + oScores
+        for (i, r) in rows.enumerated() {
+            (x + i * c).update(from: p + L.embed + Int(r.token) * c, count: c)
         }
-        withPointers(&x, &ln, &xMid, &qkv, &att, &gu, &hbuf, &scores, positions) {
-            x, ln, xMid, qkv, att, gu, hbuf, scores, pos in
+        positions.withUnsafeBufferPointer { posBuffer in
+            let pos = posBuffer.baseAddress!
             for l in 0..<config.numHiddenLayers {
                 let W = L.layers[l]
                 rmsnormForward(ln, nil, x, p + W.inputNorm, n: n, c: c, eps: eps)
@@ -134,44 +143,35 @@ extension Transformer {
                 ropeApply(qkv, positions: pos, n: n, heads: heads, headDim: d, rowStride: qkvDim, tables: rope, inverse: false)
                 ropeApply(qkv + hd, positions: pos, n: n, heads: kvHeads, headDim: d, rowStride: qkvDim, tables: rope, inverse: false)
                 for (i, r) in rows.enumerated() {
+                    let t = Int(pos[i])
                     for h in 0..<kvHeads {
-                        let o = cache.offset(l, r.seq, h, Int(pos[i]))
-                        (cache.k.ptr + o).update(from: qkv + i * qkvDim + hd + h * d, count: d)
-                        (cache.v.ptr + o).update(from: qkv + i * qkvDim + hd + kvd + h * d, count: d)
+                        let b = cache.block(l, r.seq, h)
+                        let kSrc = qkv + i * qkvDim + hd + h * d, kT = cache.k.ptr + b + (t / 8) * 8 * d + t % 8
+                        for j in 0..<d { kT[8 * j] = kSrc[j] }
+                        (cache.v.ptr + b + t * d).update(from: qkv + i * qkvDim + hd + kvd + h * d, count: d)
                     }
                 }
                 for (i, r) in rows.enumerated() {
                     let len = Int(pos[i]) + 1
                     for h in 0..<heads {
-                        attendCached(q: qkv + i * qkvDim + h * d,
-                                     k: cache.k.ptr + cache.offset(l, r.seq, h / group, 0),
-                                     v: cache.v.ptr + cache.offset(l, r.seq, h / group, 0),
-                                     len: len, d: d, scale: scale, scores: scores, out: att + i * hd + h * d)
+                        let b = cache.block(l, r.seq, h / group)
+                        attendTiled(q: qkv + i * qkvDim + h * d, kT: cache.k.ptr + b, v: cache.v.ptr + b,
+                                    vStride: d, len: len, d: d, scale: scale, scores: scores, out: att + i * hd + h * d)
                     }
                 }
-                linearForward(xMid, att, p + W.o, n: n, inDim: hd, outDim: c)
-                for i in 0..<(n * c) { xMid[i] += x[i] }
-                rmsnormForward(ln, nil, xMid, p + W.postNorm, n: n, c: c, eps: eps)
+                linearForward(x, att, p + W.o, n: n, inDim: hd, outDim: c, accumulate: true)
+                rmsnormForward(ln, nil, x, p + W.postNorm, n: n, c: c, eps: eps)
                 linearForward(gu, ln, p + W.gate, n: n, inDim: c, outDim: 2 * inter)
                 swigluForward(hbuf, gu, n: n, inter: inter)
-                linearForward(x, hbuf, p + W.down, n: n, inDim: inter, outDim: c)
-                for i in 0..<(n * c) { x[i] += xMid[i] }
+                linearForward(x, hbuf, p + W.down, n: n, inDim: inter, outDim: c, accumulate: true)
             }
         }
         // Final norm and LM head for the last row of each sequence only.
-        let m = lastRows.count
-        var last = [Float](repeating: 0, count: m * c), normed = last
-        var logits = [Float](repeating: 0, count: m * vocab)
-        for (k, i) in lastRows.enumerated() { for j in 0..<c { last[k * c + j] = x[i * c + j] } }
-        last.withUnsafeBufferPointer { lb in
-            normed.withUnsafeMutableBufferPointer { nb in
-                logits.withUnsafeMutableBufferPointer { ob in
-                    rmsnormForward(nb.baseAddress!, nil, lb.baseAddress!, p + L.finalNorm, n: m, c: c, eps: eps)
-                    linearForward(ob.baseAddress!, nb.baseAddress!, p + L.lmHead, n: m, inDim: c, outDim: vocab)
-                }
-            }
-        }
-        return logits
+        let last = sb + oLast, normed = sb + oNormed, logits = sb + oLogits
+        for (k, i) in lastRows.enumerated() { (last + k * c).update(from: x + i * c, count: c) }
+        rmsnormForward(normed, nil, last, p + L.finalNorm, n: m, c: c, eps: eps)
+        linearForward(logits, normed, p + L.lmHead, n: m, inDim: c, outDim: vocab)
+        return Array(UnsafeBufferPointer(start: logits, count: m * vocab))
     }
 
     /// Draws one token from row `row` of `logits`; returns it with its behaviour log-prob.
@@ -207,19 +207,4 @@ extension Transformer {
         let j = candidates.last!
         return (Int32(j), logProb(j))
     }
-}
-
-/// Lends mutable pointers to the scratch arrays of `incremental` for the duration of `body`.
-private func withPointers(_ a: inout [Float], _ b: inout [Float], _ c: inout [Float], _ d: inout [Float],
-                          _ e: inout [Float], _ f: inout [Float], _ g: inout [Float], _ h: inout [Float],
-                          _ pos: [Int32],
-                          _ body: (FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, FPtr, UnsafePointer<Int32>) -> Void) {
-    a.withUnsafeMutableBufferPointer { a in b.withUnsafeMutableBufferPointer { b in
-    c.withUnsafeMutableBufferPointer { c in d.withUnsafeMutableBufferPointer { d in
-    e.withUnsafeMutableBufferPointer { e in f.withUnsafeMutableBufferPointer { f in
-    g.withUnsafeMutableBufferPointer { g in h.withUnsafeMutableBufferPointer { h in
-    pos.withUnsafeBufferPointer { pos in
-        body(a.baseAddress!, b.baseAddress!, c.baseAddress!, d.baseAddress!, e.baseAddress!, f.baseAddress!,
-             g.baseAddress!, h.baseAddress!, pos.baseAddress!)
-    } } } } } } } } }
 }

@@ -18,10 +18,11 @@ func gemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, alpha: Float =
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
-/// y (N,out) = x (N,in) · Wᵀ, W is (out,in) as in PyTorch.
+/// y (N,out) = x (N,in) · Wᵀ, W is (out,in) as in PyTorch; with `accumulate`, y += x · Wᵀ (a residual
+/// connection in the product itself: β = 1 also spares OpenBLAS its pass zeroing y).
 @inline(__always)
-func linearForward(_ y: FPtr, _ x: CFPtr, _ w: CFPtr, n: Int, inDim: Int, outDim: Int) {
-    gemm(false, true, m: n, n: outDim, k: inDim, x, lda: inDim, w, ldb: inDim, beta: 0, y, ldc: outDim)
+func linearForward(_ y: FPtr, _ x: CFPtr, _ w: CFPtr, n: Int, inDim: Int, outDim: Int, accumulate: Bool = false) {
+    gemm(false, true, m: n, n: outDim, k: inDim, x, lda: inDim, w, ldb: inDim, beta: accumulate ? 1 : 0, y, ldc: outDim)
 }
 
 /// dx (N,in) (+)= dy (N,out) · W;  dW (out,in) += dyᵀ · x.
@@ -96,10 +97,19 @@ func ropeApply(_ x: FPtr, positions: UnsafePointer<Int32>, n: Int, heads: Int, h
                 let cp = cosT.baseAddress! + p * half, sp = sinT.baseAddress! + p * half
                 for h in 0..<heads {
                     let v = x + i * stride + h * headDim
-                    for j in 0..<half {
+                    var j = 0
+                    let vsign = F8(repeating: sign)
+                    while j + 8 <= half {
+                        let a = load8(v, j), b = load8(v, j + half), c = load8(cp, j), s = vsign * load8(sp, j)
+                        store8(a * c - b * s, v, j)
+                        store8(b * c + a * s, v, j + half)
+                        j += 8
+                    }
+                    while j < half {
                         let a = v[j], b = v[j + half], c = cp[j], s = sign * sp[j]
                         v[j] = a * c - b * s
                         v[j + half] = b * c + a * s
+                        j += 1
                     }
                 }
             }
@@ -148,29 +158,41 @@ func swigluBackward(dgu: FPtr, dh: CFPtr, gu: CFPtr, n: Int, inter: Int) {
 
 /// Causal self-attention of one sequence of length T, all heads.
 /// q (T, H·D), k/v (T, KV·D), rows `qkvStride` apart when they are slices of one fused q|k|v product;
-/// probs (H, T, T) saved for the backward; out (T, H·D). Query head h reads key/value head h / (H/KV) (grouped-query attention).
+/// probs (H, T, T) saved for the backward (zero above the diagonal); out (T, H·D). Query head h reads
+/// key/value head h / (H/KV) (grouped-query attention). Each key/value head's keys are first copied into
+/// eight-position tiles (`attendTiled`'s layout), so row i scores only its i + 1 visible positions, eight
+/// at a time. `scratch` holds ⌈T/8⌉·8·(D + 1) floats.
 func attentionForward(out: FPtr, probs: FPtr, q: CFPtr, k: CFPtr, v: CFPtr, t: Int,
-                      heads: Int, kvHeads: Int, headDim: Int, qkvStride: Int? = nil) {
+                      heads: Int, kvHeads: Int, headDim: Int, qkvStride: Int? = nil, scratch: FPtr) {
     let os = heads * headDim, qs = qkvStride ?? os, ks = qkvStride ?? kvHeads * headDim, group = heads / kvHeads
-    let scale = 1 / Float(headDim).squareRoot()
-    for h in 0..<heads {
-        let kh = h / group
-        let p = probs + h * t * t
-        // S = scale · Q_h K_hᵀ  (T,T)
-        gemm(false, true, m: t, n: t, k: headDim, alpha: scale, q + h * headDim, lda: qs,
-             k + kh * headDim, ldb: ks, beta: 0, p, ldc: t)
-        for i in 0..<t {
-            let row = p + i * t
-            var mx = -Float.infinity
-            for j in 0...i where row[j] > mx { mx = row[j] }
-            let sum = expShiftSum(row, row, shift: mx, i + 1)
-            let inv = 1 / sum
-            for j in 0...i { row[j] *= inv }
-            for j in (i + 1)..<t { row[j] = 0 }
+    let scale = 1 / Float(headDim).squareRoot(), padded = (t + 7) / 8 * 8
+    let tiles = scratch, scores = scratch + padded * headDim
+    for kh in 0..<kvHeads {
+        tileKeys(tiles, k + kh * headDim, rowStride: ks, t: t, d: headDim)
+        for h in (kh * group)..<((kh + 1) * group) {
+            let p = probs + h * t * t
+            for i in 0..<t {
+                attendTiled(q: q + i * qs + h * headDim, kT: tiles, v: v + kh * headDim, vStride: ks, len: i + 1,
+                            d: headDim, scale: scale, scores: scores, out: out + i * os + h * headDim,
+                            probs: p + i * t)
+                (p + i * t + i + 1).update(repeating: 0, count: t - i - 1)
+            }
         }
-        // O_h = P V_h  (T,D)
-        gemm(false, false, m: t, n: headDim, k: t, p, lda: t, v + kh * headDim, ldb: ks,
-             beta: 0, out + h * headDim, ldc: os)
+    }
+}
+
+/// Copies T key rows of `d` floats (rows `rowStride` apart) into eight-position transposed tiles:
+/// tiles[(p/8)·8d + 8j + p%8] = k[p][j]; the last tile's unused lanes are zeroed.
+func tileKeys(_ tiles: FPtr, _ k: CFPtr, rowStride: Int, t: Int, d: Int) {
+    let padded = (t + 7) / 8 * 8
+    for p in 0..<padded {
+        let dst = tiles + (p / 8) * 8 * d + p % 8
+        if p < t {
+            let src = k + p * rowStride
+            for j in 0..<d { dst[8 * j] = src[j] }
+        } else {
+            for j in 0..<d { dst[8 * j] = 0 }
+        }
     }
 }
 
@@ -193,10 +215,9 @@ func attentionBackward(dq: FPtr, dk: FPtr, dv: FPtr, dout: CFPtr, probs: CFPtr, 
         // dS = P ⊙ (dP − rowsum(dP ⊙ P))
         for i in 0..<t {
             let pr = p + i * t, dr = dp + i * t
-            var dot: Float = 0
-            for j in 0...i { dot += pr[j] * dr[j] }
+            let dot = dotProduct(pr, dr, i + 1)
             for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) }
-            for j in (i + 1)..<t { dr[j] = 0 }
+            (dr + i + 1).update(repeating: 0, count: t - i - 1)
         }
         // dQ_h = scale · dS K_h;  dK_h += scale · dSᵀ Q_h
         gemm(false, false, m: t, n: headDim, k: t, alpha: scale, dp, lda: t, k + kh * headDim, ldb: ks,
@@ -262,31 +283,42 @@ func axpy(_ y: FPtr, _ alpha: Float, _ x: CFPtr, _ n: Int) {
     while i < n { y[i] += alpha * x[i]; i += 1 }
 }
 
-/// One query head attending over `len` cached positions: out = softmax(scale · q·Kᵀ) · V, with K and V
-/// rows of `d` floats laid out contiguously. Head dim 32 (the `small` model) keeps q and the output in
-/// registers; other sizes take the general path.
+/// One query head attending over `len` positions: out = softmax(scale · q·Kᵀ) · V. Keys are in tiles of
+/// eight positions, each tile transposed (kT[(p/8)·8d + 8j + p%8] is component j of position p's key),
+/// values rows of `d` floats `vStride` apart: scores come eight positions at a time with no horizontal
+/// sums, and keys are read front to back. `scores` holds ⌈len/8⌉·8 floats; `probs`, when given,
+/// receives the `len` attention weights. Head dim 32 (the `small` model) keeps the output in registers.
+/// Decode runs it over the KV cache; the training forward over tiles of one sequence's keys.
 @inline(__always)
-func attendCached(q: CFPtr, k: CFPtr, v: CFPtr, len: Int, d: Int, scale: Float, scores: FPtr, out: FPtr) {
-    if d == 32 {
-        let q0 = load8(q, 0), q1 = load8(q, 8), q2 = load8(q, 16), q3 = load8(q, 24)
-        var mx = -Float.infinity
-        for j in 0..<len {
-            let kj = k + j * 32
-            var acc = q0 * load8(kj, 0)
-            acc = acc.addingProduct(q1, load8(kj, 8))
-            acc = acc.addingProduct(q2, load8(kj, 16))
-            acc = acc.addingProduct(q3, load8(kj, 24))
-            let s = horizontalSum(acc) * scale
-            scores[j] = s
-            mx = max(mx, s)
+func attendTiled(q: CFPtr, kT: CFPtr, v: CFPtr, vStride: Int, len: Int, d: Int, scale: Float, scores: FPtr,
+                 out: FPtr, probs: FPtr? = nil) {
+    var p = 0
+    while p < len {
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        let tile = kT + p * d
+        var j = 0
+        while j + 4 <= d {
+            a0 = a0.addingProduct(F8(repeating: q[j]), load8(tile, 8 * j))
+            a1 = a1.addingProduct(F8(repeating: q[j + 1]), load8(tile, 8 * j + 8))
+            a2 = a2.addingProduct(F8(repeating: q[j + 2]), load8(tile, 8 * j + 16))
+            a3 = a3.addingProduct(F8(repeating: q[j + 3]), load8(tile, 8 * j + 24))
+            j += 4
         }
-        let inv = 1 / expShiftSum(scores, scores, shift: mx, len)
+        while j < d { a0 = a0.addingProduct(F8(repeating: q[j]), load8(tile, 8 * j)); j += 1 }
+        store8(((a0 + a1) + (a2 + a3)) * F8(repeating: scale), scores, p)
+        p += 8
+    }
+    var mx = -Float.infinity
+    for j in 0..<len { mx = max(mx, scores[j]) }
+    let inv = 1 / expShiftSum(scores, scores, shift: mx, len)
+    if let probs { for j in 0..<len { probs[j] = scores[j] * inv } }
+    if d == 32 {
         // Two positions per iteration into two sets of accumulators: twice the independent FMA chains.
         var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8(), b0 = F8(), b1 = F8(), b2 = F8(), b3 = F8()
         var j = 0
         while j + 2 <= len {
-            let wa = F8(repeating: scores[j]), va = v + j * 32
-            let wb = F8(repeating: scores[j + 1]), vb = va + 32
+            let wa = F8(repeating: scores[j]), va = v + j * vStride
+            let wb = F8(repeating: scores[j + 1]), vb = va + vStride
             a0 = a0.addingProduct(wa, load8(va, 0)); a1 = a1.addingProduct(wa, load8(va, 8))
             a2 = a2.addingProduct(wa, load8(va, 16)); a3 = a3.addingProduct(wa, load8(va, 24))
             b0 = b0.addingProduct(wb, load8(vb, 0)); b1 = b1.addingProduct(wb, load8(vb, 8))
@@ -294,7 +326,7 @@ func attendCached(q: CFPtr, k: CFPtr, v: CFPtr, len: Int, d: Int, scale: Float, 
             j += 2
         }
         if j < len {
-            let wa = F8(repeating: scores[j]), va = v + j * 32
+            let wa = F8(repeating: scores[j]), va = v + j * vStride
             a0 = a0.addingProduct(wa, load8(va, 0)); a1 = a1.addingProduct(wa, load8(va, 8))
             a2 = a2.addingProduct(wa, load8(va, 16)); a3 = a3.addingProduct(wa, load8(va, 24))
         }
@@ -303,13 +335,6 @@ func attendCached(q: CFPtr, k: CFPtr, v: CFPtr, len: Int, d: Int, scale: Float, 
         store8((a2 + b2) * iv, out, 16); store8((a3 + b3) * iv, out, 24)
         return
     }
-    var mx = -Float.infinity
-    for j in 0..<len {
-        let s = dotProduct(q, k + j * d, d) * scale
-        scores[j] = s
-        mx = max(mx, s)
-    }
-    let inv = 1 / expShiftSum(scores, scores, shift: mx, len)
     out.update(repeating: 0, count: d)
-    for j in 0..<len { axpy(out, scores[j] * inv, v + j * d, d) }
+    for j in 0..<len { axpy(out, scores[j] * inv, v + j * vStride, d) }
 }

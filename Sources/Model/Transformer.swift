@@ -39,6 +39,8 @@ public final class Transformer: @unchecked Sendable {
 
     // Activations of the last forward, kept for the backward.
     private let acts = Scratch(), grads = Scratch()
+    /// Generation's per-step buffers (`incremental`), kept so a decode step allocates nothing large.
+    let decodeScratch = Scratch()
     private var lastBatch: TokenBatch?
     private var positions: [Int32] = []
     private var actOffsets = ActivationOffsets()
@@ -81,7 +83,7 @@ public final class Transformer: @unchecked Sendable {
     struct ActivationOffsets {
         var perLayer = 0, xIn = 0, ln1 = 0, rstd1 = 0, qkv = 0, probs = 0, att = 0, xMid = 0
         var ln2 = 0, rstd2 = 0, gu = 0, h = 0
-        var xOut = 0, lnf = 0, rstdf = 0, logits = 0, total = 0
+        var xOut = 0, lnf = 0, rstdf = 0, logits = 0, attScratch = 0, total = 0
         var probOffsets: [Int] = []  // per sequence, within a layer's probs block
     }
 
@@ -103,6 +105,9 @@ public final class Transformer: @unchecked Sendable {
         o.perLayer = off
         off = o.perLayer * config.numHiddenLayers
         o.xOut = take(n * c); o.lnf = take(n * c); o.rstdf = take(n); o.logits = take(n * config.vocabSize)
+        var maxT = 0
+        for s in 0..<batch.sequenceCount { maxT = max(maxT, batch.seqStarts[s + 1] - batch.seqStarts[s]) }
+        o.attScratch = take((maxT + 7) / 8 * 8 * (config.headDim + 1))
         o.total = off
         return o
     }
@@ -148,20 +153,21 @@ public final class Transformer: @unchecked Sendable {
                     let rows = qkv + r0 * qkvDim
                     attentionForward(out: base + o.att + r0 * hd, probs: base + o.probs + o.probOffsets[s],
                                      q: rows, k: rows + hd, v: rows + hd + kvd,
-                                     t: t, heads: heads, kvHeads: kvHeads, headDim: d, qkvStride: qkvDim)
+                                     t: t, heads: heads, kvHeads: kvHeads, headDim: d, qkvStride: qkvDim,
+                                     scratch: a + o.attScratch)
                 }
-                // x_mid = x + O·att
+                // x_mid = x + O·att, the residual added by the product (β = 1)
                 let xMid = base + o.xMid
-                linearForward(xMid, base + o.att, p + W.o, n: n, inDim: hd, outDim: c)
-                for i in 0..<(n * c) { xMid[i] += x[i] }
+                xMid.update(from: x, count: n * c)
+                linearForward(xMid, base + o.att, p + W.o, n: n, inDim: hd, outDim: c, accumulate: true)
                 rmsnormForward(base + o.ln2, base + o.rstd2, xMid, p + W.postNorm, n: n, c: c, eps: eps)
                 // gate and up are adjacent too: rows [gate | up].
                 linearForward(base + o.gu, base + o.ln2, p + W.gate, n: n, inDim: c, outDim: 2 * inter)
                 swigluForward(base + o.h, base + o.gu, n: n, inter: inter)
                 // next residual input = x_mid + Down·h
                 let next = l + 1 < config.numHiddenLayers ? a + (l + 1) * o.perLayer + o.xIn : a + o.xOut
-                linearForward(next, base + o.h, p + W.down, n: n, inDim: inter, outDim: c)
-                for i in 0..<(n * c) { next[i] += xMid[i] }
+                next.update(from: xMid, count: n * c)
+                linearForward(next, base + o.h, p + W.down, n: n, inDim: inter, outDim: c, accumulate: true)
             }
         }
         rmsnormForward(a + o.lnf, a + o.rstdf, a + o.xOut, p + L.finalNorm, n: n, c: c, eps: eps)
@@ -230,8 +236,7 @@ public final class Transformer: @unchecked Sendable {
         }
         // Embedding: scatter-add the residual gradient into the rows of the tokens used.
         for i in 0..<n {
-            let row = g + L.embed + Int(batch.tokens[i]) * c, src = dx + i * c
-            for j in 0..<c { row[j] += src[j] }
+            axpy(g + L.embed + Int(batch.tokens[i]) * c, 1, dx + i * c, c)
         }
     }
 

@@ -9,29 +9,35 @@ struct BenchModelCommand: AsyncParsableCommand {
         commandName: "model",
         abstract: "Training and batched-decode speed of the small model, as a fraction of this machine's sgemm peak.",
         discussion: """
-        Shapes: training = batch 32 × 64 tokens, forward + backward + AdamW; decode = 256 sequences, 16-token
-        prompts, 32 new tokens, sampling at temperature 1 with the KV cache. GFLOP/s counts the matrix
-        products of the model (6·P per trained token, 2·P per generated token; P = parameters in matrix
-        products, LM head included); attention and prefill are done but not counted.
+        Shapes: training = batch 32 × 64 tokens, forward + backward + AdamW; decode = 256 sequences, \
+        16-token prompts, 32 new tokens, sampling at temperature 1 with the KV cache. GFLOP/s counts the \
+        matrix products of the model (6·P per trained token, 2·P per generated token; P = parameters in \
+        matrix products, LM head included); attention and prefill are done but not counted.
+
+        The sgemm peak, training and decode are measured in interleaved rounds and each keeps its fastest \
+        repetition (one product, one step, one batched generation), so other work on the host slows the \
+        peak and the model alike.
         """)
 
-    @Option(help: "Seconds to spend on each measurement (after warm-up).") var seconds: Double = 4
+    @Option(help: "Seconds to spend on each measurement, over all its rounds (after warm-up).") var seconds: Double = 4
+    @Option(help: "Interleaved rounds of the three measurements; each keeps its fastest repetition.") var rounds: Int = 4
     @Flag(help: "Print one JSON object.") var json = false
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
         compute.apply()
-        // Three measurements of about `seconds` each (plus warm-up): progress with the ETA that implies.
-        let bar = ProgressLine(), start = Date()
-        let r = try ModelBenchmark.run(seconds: seconds) { i, name in
+        guard rounds >= 1, seconds > 0 else { throw ValidationError("--rounds must be at least 1 and --seconds positive.") }
+        // Three measurements of about `seconds` each (plus warm-up), in `rounds` rounds: progress with the ETA.
+        let bar = ProgressLine(), start = Date(), windows = 3 * rounds
+        let r = try ModelBenchmark.run(seconds: seconds, rounds: rounds) { i, name in
             let elapsed = Date().timeIntervalSince(start)
-            let eta = i == 0 ? 3 * seconds : elapsed / Double(i) * Double(3 - i)
-            bar.update(fraction: Double(i) / 3, "measuring \(name) (\(i + 1)/3)  ETA \(formatDuration(eta))")
+            let eta = i == 0 ? 3 * seconds : elapsed / Double(i) * Double(windows - i)
+            bar.update(fraction: Double(i) / Double(windows), "measuring \(name) (\(i + 1)/\(windows))  ETA \(formatDuration(eta))")
         }
         bar.update(fraction: 1, "done in \(formatDuration(Date().timeIntervalSince(start)))")
         bar.finish()
         let result: [String: Any] = [
-            "threads": compute.threads, "parameters": r.parameters, "matmul_parameters": r.matmulParameters,
+            "threads": compute.threads, "rounds": rounds, "parameters": r.parameters, "matmul_parameters": r.matmulParameters,
             "sgemm_peak_gflops": r.sgemmPeakGFLOPs,
             "train_tokens_per_s": r.trainTokensPerSecond, "train_gflops": r.trainGFLOPs,
             "train_fraction_of_peak": r.trainGFLOPs / r.sgemmPeakGFLOPs,

@@ -105,11 +105,13 @@ func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) { $0 + Do
     let r = randomArray(t * hd, &rng)
     func f(_ q: [Float], _ k: [Float], _ v: [Float]) -> [Float] {
         var out = [Float](repeating: 0, count: t * hd), probs = [Float](repeating: 0, count: heads * t * t)
-        attentionForward(out: &out, probs: &probs, q: q, k: k, v: v, t: t, heads: heads, kvHeads: kvHeads, headDim: d)
+        var tiles = [Float](repeating: 0, count: 8 * (d + 1))
+        attentionForward(out: &out, probs: &probs, q: q, k: k, v: v, t: t, heads: heads, kvHeads: kvHeads, headDim: d, scratch: &tiles)
         return out
     }
     var out = [Float](repeating: 0, count: t * hd), probs = [Float](repeating: 0, count: heads * t * t)
-    attentionForward(out: &out, probs: &probs, q: q, k: k, v: v, t: t, heads: heads, kvHeads: kvHeads, headDim: d)
+    var tiles = [Float](repeating: 0, count: 8 * (d + 1))
+    attentionForward(out: &out, probs: &probs, q: q, k: k, v: v, t: t, heads: heads, kvHeads: kvHeads, headDim: d, scratch: &tiles)
     var dq = [Float](repeating: 0, count: t * hd), dk = [Float](repeating: 0, count: t * kvd), dv = dk
     var scratch = [Float](repeating: 0, count: t * t)
     attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: r, probs: probs, q: q, k: k, v: v, t: t, heads: heads,

@@ -77,13 +77,6 @@ import Testing
         #expect(TaskSuite.apportion(0, weights: [1, 2], caps: [3, 3]) == [0, 0])
     }
 
-    @Test func generationIsFast() {
-        let clock = ContinuousClock()
-        let elapsed = clock.measure { _ = TaskSuite.builtIn(seed: 5) }
-        // The target is < 0.5 s in a debug build; the bound is loose because tests run in parallel.
-        #expect(elapsed < .seconds(3))
-    }
-
     /// Recomputes an answer from the prompt alone, independently of the generator.
     static func solve(_ prompt: String) throws -> String {
         var body = prompt
