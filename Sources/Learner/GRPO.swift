@@ -101,19 +101,24 @@ public final class GRPOUpdater: @unchecked Sendable {
         return p
     }
 
-    /// One GRPO step over `groups` (fresh, lagged or replayed alike).
-    public func update(_ groups: [TrainingGroup]) throws -> UpdateStats {
+    /// One GRPO step over `groups` (fresh, lagged or replayed alike). Groups sampled with the weights
+    /// the step starts from (`onPolicyVersion`) need no π_old pass: π_old is then π_beh, r_old = 1, and
+    /// the loss is plain PPO-clip. A mini-batch with any older group (lagged, replayed) gets π_old
+    /// recomputed, as DESIGN.md's decoupled loss asks.
+    public func update(_ groups: [TrainingGroup], onPolicyVersion: UInt64? = nil) throws -> UpdateStats {
         var stats = UpdateStats()
         let mb = max(1, settings.miniBatchGroups)
-        var batches: [Packed] = []
+        var batches: [Packed] = [], onPolicy: [Bool] = []
         for start in stride(from: 0, to: groups.count, by: mb) {
-            batches.append(pack(Array(groups[start..<min(start + mb, groups.count)])))
+            let slice = groups[start..<min(start + mb, groups.count)]
+            batches.append(pack(Array(slice)))
+            onPolicy.append(onPolicyVersion.map { v in slice.allSatisfy { $0.weightsVersion == v } } ?? false)
         }
-        // π_old: every mini-batch's log-probs under the weights before this step's first update.
+        // π_old: each off-policy mini-batch's log-probs under the weights before this step's first update.
         var old: [[Float]?] = []
         var gapSum = 0.0, gapN = 0
-        for b in batches {
-            guard !b.sequences.isEmpty else { old.append(nil); continue }
+        for (b, fresh) in zip(batches, onPolicy) {
+            guard !b.sequences.isEmpty, !fresh else { old.append(nil); continue }
             let lp = try model.targetLogProbs(TokenBatch(sequences: b.sequences), temperature: settings.temperature)
             for i in 0..<lp.count where b.mask[i] > 0 { gapSum += Double(abs(lp[i] - b.behaviour[i])); gapN += 1 }
             old.append(lp)
@@ -122,7 +127,7 @@ public final class GRPOUpdater: @unchecked Sendable {
         optimizer.learningRate = settings.learningRate
         for (b, oldLP) in zip(batches, old) {
             stats.tokens += b.tokens
-            guard let oldLP, b.tokens > 0 else { continue }
+            guard !b.sequences.isEmpty, b.tokens > 0 else { continue }
             let inputs = PPOInputs(advantages: b.advantages, behaviourLogProbs: b.behaviour, oldLogProbs: oldLP,
                                    mask: b.mask, epsilon: settings.clipEpsilon, temperature: settings.temperature,
                                    normalizer: Float(b.tokens))

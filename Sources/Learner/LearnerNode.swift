@@ -56,7 +56,7 @@ public final class LearnerNode {
     }
 
     public func run() throws {
-        setComputeThreads(config.model.threads)
+        setComputeThreads(config.model.learnerThreads)
         let t = config.training
         try FileManager.default.createDirectory(at: runDir.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
         let metrics = try JSONLinesWriter(path: runDir.appendingPathComponent("metrics.jsonl").path)
@@ -111,7 +111,7 @@ public final class LearnerNode {
             let replayWanted = t.replay ? t.batchSize - freshWanted : 0
             let replayed = replayWanted > 0 ? replay.sample(replayWanted) : []
             let updateStart = Date()
-            let stats = try updater.update(groups + replayed)
+            let stats = try updater.update(groups + replayed, onPolicyVersion: version)
             let update = Date().timeIntervalSince(updateStart)
             if t.replay { replay.add(groups) }
             step += 1

@@ -44,6 +44,13 @@ public struct ClusterConfig: Sendable {
     public struct ModelSettings: Sendable, Equatable {
         public let checkpoint: String
         public let threads: Int
+        /// The learner's compute threads (`model.learner_threads`; 0 there means `threads`).
+        public let learnerThreads: Int
+        public init(checkpoint: String, threads: Int, learnerThreads: Int = 0) {
+            self.checkpoint = checkpoint
+            self.threads = threads
+            self.learnerThreads = learnerThreads > 0 ? learnerThreads : threads
+        }
     }
 
     /// The `[training]` table, typed. Symbols as in the paper (DESIGN.md).
@@ -415,7 +422,8 @@ public struct ClusterConfig: Sendable {
         coordinatorHost = coordinator
         learnerHost = learner
         self.security = security
-        model = ModelSettings(checkpoint: string("model.checkpoint")!, threads: int("model.threads")!)
+        model = ModelSettings(checkpoint: string("model.checkpoint")!, threads: int("model.threads")!,
+                              learnerThreads: int("model.learner_threads") ?? 0)
         training = TrainingConfig(
             batchSize: int("training.batch_size")!, groupSize: int("training.group_size")!,
             learningRate: double("training.learning_rate")!, maxLag: int("training.max_lag")!,

@@ -153,6 +153,7 @@ public enum ConfigSchema {
 
         .init("model.checkpoint", .string, .defaults(.string("checkpoints/base")), "checkpoint folder training starts from"),
         .init("model.threads", .int(1...256), .defaults(.int(1)), "compute threads per process"),
+        .init("model.learner_threads", .int(0...256), .defaults(.int(0)), "compute threads of the learner; 0 = model.threads (with max_lag = 0 the actors wait while it updates, so it may take every core)"),
 
         .init("training.batch_size", .int(1...65536), .defaults(.int(32)), "B: prompts per step"),
         .init("training.group_size", .int(2...1024), .defaults(.int(8)), "G: completions per prompt"),

@@ -54,3 +54,44 @@ import Testing
     #expect(abs(r2.loss - expected) < 1e-4, "\(r2.loss) vs \(expected)")
     #expect(abs(r2.clipFraction - 2.0 / 3) < 1e-9)
 }
+
+/// Groups sampled by the step's starting weights skip the π_old pass (r_old = 1); with exact behaviour
+/// log-probs that is the same update as recomputing π_old, across several mini-batches. A group of an
+/// older version in a mini-batch brings the pass back for that mini-batch.
+@Test func onPolicyGroupsSkipThePiOldPassWithTheSameUpdate() throws {
+    func makeGroups(_ model: Transformer, version: UInt64) throws -> [TrainingGroup] {
+        (0..<4).map { g in
+            let prompt: [Int32] = [1, Int32(20 + g), 21]
+            let comps: [[Int32]] = [[30, 31, 2], [40, Int32(41 + g), 2], [50, 2]]
+            return TrainingGroup(
+                promptID: UInt64(g), promptTokens: prompt,
+                completions: comps.enumerated().map { k, c in
+                    let lp = try! model.targetLogProbs(TokenBatch(sequences: [prompt + c]))
+                    return (c, Array(lp[(prompt.count - 1)..<(prompt.count - 1 + c.count)]), Float(k == g % 3 ? 1 : 0))
+                },
+                weightsVersion: version, actorID: 1000, generationSeconds: 0)
+        }
+    }
+    var s = GRPOSettings()
+    s.learningRate = 1e-2
+    s.miniBatchGroups = 2
+    let a = try Transformer(config: .tiny()), b = try Transformer(config: .tiny())
+    a.initialize(seed: 8)
+    b.initialize(seed: 8)
+    let groups = try makeGroups(a, version: 7)
+    let ua = GRPOUpdater(model: a, settings: s), ub = GRPOUpdater(model: b, settings: s)
+    let sa = try ua.update(groups, onPolicyVersion: 7)
+    let sb = try ub.update(groups)
+    #expect(sa.miniBatches == 2 && sb.miniBatches == 2)
+    #expect(sa.behaviourGap == 0, "no π_old pass ran, so no gap was measured")
+    #expect(sb.behaviourGap < 1e-5)
+    let worst = zip(a.parameters.array, b.parameters.array).map { abs($0 - $1) }.max()!
+    #expect(worst < 1e-5, "parameters differ by \(worst)")
+    #expect(abs(sa.loss - sb.loss) < 1e-5)
+    // A stale group: its mini-batch measures π_old (a nonzero gap once the weights have moved).
+    var stale = try makeGroups(b, version: 7)
+    stale[3].weightsVersion = 6
+    _ = try ub.update(stale, onPolicyVersion: 8)
+    let sc = try ub.update(stale, onPolicyVersion: 7)
+    #expect(sc.behaviourGap > 0)
+}
