@@ -37,6 +37,47 @@ struct FaultTests {
         #expect(left.isEmpty, "processes left behind: \(left.map(\.commandLine))")
     }
 
+    @Test("kill -9 of the coordinator mid-round with DOTS: the restarted coordinator issues the prompts the round selected")
+    func coordinatorKilledMidRound() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let predictor = try cluster.trainTinyPredictor()
+        // One round of 8 steps, so the kill lands inside round 0 and its remaining steps need the saved plan.
+        let total = 16
+        let launch = try cluster.launch(["--steps", "\(total)", "--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
+                                         "--set", "training.reference_size=8", "--set", "training.selection_every=8",
+                                         "--set", "training.selection_pool=300", "--set", "training.reference_rollouts=actors"])
+        guard try await waitForSteps(2, cluster, launch) else { return }
+        let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" coordinator ") }
+        try #require(victims.count == 1, "expected one coordinator, found \(victims.map(\.commandLine))")
+        kill(victims[0].pid, SIGKILL)
+        guard let status = await launch.wait(seconds: 180) else {
+            Issue.record("dots launch did not finish within 180 s after the kill.\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        let metrics = cluster.metrics().filter { $0["fresh_groups"] != nil }
+        let steps = metrics.compactMap { ($0["step"] as? NSNumber)?.intValue }
+        #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
+        #expect(cluster.log("coordinator").contains("restored from the selection state"), "the restarted coordinator did not restore round 0.\n\(cluster.diagnostics())")
+        // Every step trained the prompts its round planned, before the kill and after it: had the restarted
+        // coordinator selected round 0 afresh, the file would hold the new plan and the early steps differ.
+        let data = try Data(contentsOf: cluster.runDir.appendingPathComponent("selection-state.json"))
+        let rounds = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["rounds"] as? [[String: Any]] ?? []
+        var planned: [Int: Set<Int>] = [:]
+        for r in rounds {
+            let stepsOfRound = (r["steps"] as? [NSNumber] ?? []).map(\.intValue)
+            let prompts = (r["prompts"] as? [[NSNumber]] ?? []).map { Set($0.map(\.intValue)) }
+            for (step, p) in zip(stepsOfRound, prompts) { planned[step] = p }
+        }
+        #expect(planned.keys.sorted() == Array(0..<total), "selection-state.json: \(String(decoding: data, as: UTF8.self).prefix(400))")
+        for m in metrics {
+            guard let step = (m["step"] as? NSNumber)?.intValue else { continue }
+            let trained = Set((m["fresh_groups"] as? [[String: Any]] ?? []).compactMap { ($0["prompt"] as? NSNumber)?.intValue })
+            #expect(trained == planned[step - 1], "step \(step - 1) trained \(trained.sorted()), its round planned \(planned[step - 1]?.sorted() ?? [])")
+        }
+    }
+
     @Test("kill -9 of an actor holding prompts, replaced before it is missed: its prompts are issued again and the run completes")
     func actorReplacedBeforeMissed() async throws {
         let cluster = try TestCluster()
