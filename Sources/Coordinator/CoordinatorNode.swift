@@ -43,6 +43,8 @@ public final class CoordinatorNode {
     /// the round collecting their groups (with the steps it selects for).
     var referenceOnActors: Bool { config.string("training.reference_rollouts") == "actors" }
     var reference: (work: ReferenceWork, start: Int, counts: [Int], draw: DotsSelector.ReferenceDraw)?
+    /// The reference prompts of the latest complete round: a late second group of one is no bad message.
+    var completedReferences: Set<UInt64> = []
     /// The rounds selected so far (RUN_DIR/selection-state.json), restored on start.
     var selectionState = SelectionState()
     var runDir: URL?
@@ -249,8 +251,13 @@ public final class CoordinatorNode {
     /// A reference group an actor sent back on its assignment DEALER; the round's selection starts when
     /// the last of its K groups is in.
     private func acceptReference(_ group: RolloutGroup, from sender: UInt64) {
-        lastSeen[sender] = Date()
+        // Only an actor of the cluster counts as alive by sending one (a stray sender id must not become a member).
+        if config.actors.contains(where: { $0.id == sender }) { lastSeen[sender] = Date() }
         guard reference != nil else {
+            if completedReferences.contains(group.promptID) {
+                log.debug("a late second reference group of prompt \(group.promptID); ignored")
+                return
+            }
             rejects.record(Rejection(.unknownPromptID, "reference group for prompt \(group.promptID) from \(sender), but no selection round is collecting"))
             return
         }
@@ -266,6 +273,7 @@ public final class CoordinatorNode {
         report.add("reference_groups_received_total", 1)
         guard reference!.work.isComplete, let selector, let r = reference else { return }
         reference = nil
+        completedReferences = Set(r.work.promptIDs)
         let groups = r.work.groups, seconds = Date().timeIntervalSince(r.work.started)
         let labels = groups.map(\.difficulty), count = r.counts.reduce(0, +)
         let result = selectionResult, version = r.work.weightsVersion, start = r.start, counts = r.counts, draw = r.draw
