@@ -78,6 +78,40 @@ struct FaultTests {
         }
     }
 
+    @Test("Forged reference results on the assignment socket (DOTS, reference_rollouts = actors): rejected and counted, the run completes")
+    func forgedReferenceResults() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let predictor = try cluster.trainTinyPredictor()
+        let total = 8
+        let launch = try cluster.launch(["--steps", "\(total)", "--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
+                                         "--set", "training.reference_size=8", "--set", "training.selection_pool=300",
+                                         "--set", "training.reference_rollouts=actors"])
+        guard try await waitForSteps(1, cluster, launch) else { return }
+        let config = try ClusterConfig.load(path: cluster.runDir.appendingPathComponent("cluster.conf").path)
+        let context = try ZMQContext()
+        let dealer = try ZMQSocket(context, type: Channel.assignment.connectType, linger: 0)
+        defer { dealer.close() }
+        try dealer.connect(config.connectEndpoint(.assignment))
+        // Well-formed RolloutGroups for prompts no round has drawn (ids beyond the dataset), from a stranger id.
+        for i in 0..<20 {
+            let group = RolloutGroup(promptID: 900_000_000 + UInt64(i), weightsVersion: 0, actorID: 4242, promptTokens: [1],
+                                     completions: (0..<4).map { _ in Completion(tokens: [2], logProbs: [-0.5], reward: 1) },
+                                     generationSeconds: 0.01)
+            _ = try? dealer.send(WireCodec.encode(.rolloutGroup(group), sender: 4242), dontWait: true)
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        guard let status = await launch.wait(seconds: 180) else {
+            Issue.record("dots launch did not finish within 180 s.\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        let steps = cluster.metrics().compactMap { ($0["step"] as? NSNumber)?.intValue }
+        #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
+        #expect(cluster.log("coordinator").contains("rejected (unknown_prompt_id)"), "the forged groups were not rejected.\n\(cluster.diagnostics())")
+        #expect(!cluster.log("coordinator").contains("actor=4242"), "a stranger became a member")
+    }
+
     @Test("kill -9 of an actor holding prompts, replaced before it is missed: its prompts are issued again and the run completes")
     func actorReplacedBeforeMissed() async throws {
         let cluster = try TestCluster()
