@@ -146,6 +146,45 @@ struct FaultTests {
         auditTrainedGroups(cluster.metrics(), maxLag: 0)
     }
 
+    @Test("kill -9 of an actor holding reference work (DOTS, reference_rollouts = actors): its reference prompts are re-queued and the round completes")
+    func actorKilledHoldingReferenceWork() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let predictor = try cluster.trainTinyPredictor()
+        // Long rounds (K = 200 prompts × G = 64 completions, one prompt a grant, against 4 training prompts a
+        // step), so a kill almost always lands while actor 1000 holds a reference prompt.
+        let total = 8
+        let launch = try cluster.launch(["--steps", "\(total)", "--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
+                                         "--set", "training.reference_size=200", "--set", "training.selection_pool=300",
+                                         "--set", "training.group_size=64", "--set", "training.max_new_tokens=40",
+                                         "--set", "training.reference_rollouts=actors"])
+        var hit = false, kills = 0
+        for _ in 0..<40 where !hit && launch.isRunning {
+            try await Task.sleep(for: .milliseconds(500))
+            // Kill only an actor-0 that has joined (holds weights, so it takes work).
+            let joined = cluster.log("actor-0").components(separatedBy: "msg=joined").count - 1
+            let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" actor ") && $0.commandLine.contains("--index 0") }
+            guard let victim = victims.first, joined > kills else { continue }
+            kill(victim.pid, SIGKILL)
+            kills += 1
+            try await Task.sleep(for: .seconds(4))
+            hit = cluster.log("coordinator").split(separator: "\n").contains {
+                $0.contains("its outstanding prompts are re-queued") && $0.contains("actor=1000")
+                    && $0.contains("reference_prompts=") && !$0.contains("reference_prompts=\"\"")
+            }
+        }
+        #expect(hit, "no kill landed while actor 1000 held reference prompts (or they were not re-queued).\n\(cluster.diagnostics())")
+        guard let status = await launch.wait(seconds: 240) else {
+            Issue.record("dots launch did not finish within 240 s after the kill (a round waiting for lost reference prompts?).\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        let text = (try? String(contentsOf: cluster.runDir.appendingPathComponent("selection.jsonl"), encoding: .utf8)) ?? ""
+        let round = text.split(separator: "\n").first.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let byActor = round?["reference_groups_by_actor"] as? [String: NSNumber] ?? [:]
+        #expect(byActor.values.map(\.intValue).reduce(0, +) == 200, "round 0's reference groups by actor: \(byActor)\n\(cluster.diagnostics())")
+    }
+
     @Test("Ctrl-C, then dots launch --resume RUN_DIR: the step numbering, the weights version and the prompt draw continue")
     func resumeAfterInterrupt() async throws {
         let cluster = try TestCluster()
