@@ -15,7 +15,7 @@ import struct
 import sys
 
 MAGIC = b"DOTS"
-VERSION = 2
+VERSION = 3
 KINDS = {1: "RolloutGroup", 2: "AssignmentRequest", 3: "AssignmentGrant", 4: "WeightsRequest",
          5: "Weights", 6: "Heartbeat", 7: "Stats", 8: "Control"}
 KIND_IDS = {name: k for k, name in KINDS.items()}
@@ -31,6 +31,8 @@ MAX_LABEL_VALUE = 1024
 MAX_WEIGHTS = 64 << 30
 MAX_REASON = 1024
 ROLES = {1: "coordinator", 2: "learner", 3: "actor", 4: "launcher"}
+WORKS = {0: "training", 1: "reference"}
+WORK = {name: k for k, name in WORKS.items()}
 STATES = {1: "starting", 2: "waiting", 3: "working", 4: "syncing", 5: "stopping"}
 COMMANDS = {1: "pause", 2: "resume", 3: "drain", 4: "shutdown"}
 
@@ -88,7 +90,8 @@ def encode_body(m):
         return [struct.pack("<QII", m["actor_id"], m["capacity"], 0)]
     if kind == "AssignmentGrant":
         ids = m["prompt_ids"]
-        return [struct.pack("<QIIfI", m["step"], m["group_size"], m["max_new_tokens"], m["temperature"], len(ids)),
+        return [struct.pack("<QIIfII", m["step"], m["group_size"], m["max_new_tokens"], m["temperature"], len(ids),
+                            WORK[m.get("work", "training")]),
                 arr("Q", ids)]
     if kind == "WeightsRequest":
         return [struct.pack("<Q", m["actor_id"])]
@@ -218,8 +221,10 @@ def d_request(f, kind):
 
 
 def d_grant(f, kind):
-    fixed(f[0], 24, "grant")
-    step, g, max_new, temperature, n = struct.unpack("<QIIfI", f[0])
+    fixed(f[0], 28, "grant")
+    step, g, max_new, temperature, n, work = struct.unpack("<QIIfII", f[0])
+    if work not in WORKS:
+        raise Reject("invalid_field", "work %d" % work)
     limit(n, MAX_PROMPTS, "prompt count")
     limit(g, MAX_G, "G")
     limit(max_new, MAX_TOKENS, "max_new_tokens")
@@ -229,7 +234,7 @@ def d_grant(f, kind):
     if temperature < 0:
         raise Reject("invalid_field", "negative temperature")
     return {"step": step, "group_size": g, "max_new_tokens": max_new, "temperature": temperature,
-            "prompt_ids": unarr("Q", f[1], n, "prompt ids")}
+            "work": WORKS[work], "prompt_ids": unarr("Q", f[1], n, "prompt ids")}
 
 
 def d_weights_request(f, kind):
@@ -400,7 +405,7 @@ def samples():
         group,
         {"kind": "AssignmentRequest", "sender": 101, "weights_version": 6, "actor_id": 101, "capacity": 4},
         {"kind": "AssignmentGrant", "sender": 1, "weights_version": 7, "step": 12, "prompt_ids": [3, 1, 4, 1 << 40],
-         "group_size": 8, "temperature": 1.0, "max_new_tokens": 16},
+         "group_size": 8, "temperature": 1.0, "max_new_tokens": 16, "work": "training"},
         {"kind": "WeightsRequest", "sender": 102, "weights_version": (1 << 64) - 1, "actor_id": 102},
         {"kind": "Weights", "sender": 1, "weights_version": 8, "total_bytes": 40, "byte_offset": 16,
          "chunk_index": 1, "chunk_count": 3, "payload": [0.5, -2.0, 1e-30, 1.401298464324817e-45]},
@@ -411,6 +416,8 @@ def samples():
                                              "tokens_per_s": 950.5, "ünïcode": -1.0},
          "labels": {"host": "gpu1", "run_id": "20261125-120000", "ñ": ""}},
         {"kind": "Control", "sender": 1, "weights_version": 8, "command": "drain", "reason": "checkpoint at step 100"},
+        {"kind": "AssignmentGrant", "sender": 1, "weights_version": 7, "step": 12, "prompt_ids": [9, 2],
+         "group_size": 4, "temperature": 0.5, "max_new_tokens": 16, "work": "reference"},
     ]
 
 

@@ -81,7 +81,9 @@ public final class ActorNode {
                 guard try report.phase("weights_fetch", { try fetchWeights(weightsSocket, want: grant.weightsVersion) }) else { continue }
             }
             report.setState(.working)
-            try work(grant, rollouts)
+            // Reference work (a DOTS round's reference prompts) goes back to the coordinator on the DEALER
+            // it came from; training groups go to the learner.
+            try work(grant, grant.work == .reference ? assignment : rollouts)
         }
         report.setState(.stopping)
         log.info("stopped")
@@ -135,14 +137,15 @@ public final class ActorNode {
         return false
     }
 
-    private func work(_ grant: AssignmentGrant, _ rollouts: ZMQSocket) throws {
+    private func work(_ grant: AssignmentGrant, _ destination: ZMQSocket) throws {
+        let reference = grant.work == .reference
         let items = grant.promptIDs.compactMap { id -> Problem? in
             guard let p = problems[id] else { rejects.record(Rejection(.unknownPromptID, "prompt id \(id) is not in the dataset")); return nil }
             return p
         }
         let start = Date()
         let opts = SamplingOptions(temperature: grant.temperature, maxNewTokens: Int(grant.maxNewTokens),
-                                   seed: UInt64(config.training.seed) &* 1_000_003 &+ grant.step &* 7919 &+ actorID)
+                                   seed: UInt64(config.training.seed) &* 1_000_003 &+ grant.step &* 7919 &+ actorID &+ (reference ? 0xD075 : 0))
         let out = try report.phase("generation") { try engine.rollout(items, samples: Int(grant.groupSize), options: opts) }
         let seconds = Date().timeIntervalSince(start)
         var tokens = 0
@@ -151,14 +154,16 @@ public final class ActorNode {
                 Wire.Completion(tokens: c.tokens.map { UInt32(bitPattern: $0) }, logProbs: c.logProbs, reward: Float(c.reward))
             }
             let promptTokens: [UInt32] = r.promptTokens.map { UInt32(bitPattern: $0) }
-            let group = RolloutGroup(promptID: UInt64(r.problem.id), weightsVersion: grant.weightsVersion, actorID: actorID,
+            // A reference group says the version it was really sampled with (the coordinator refuses older ones).
+            let group = RolloutGroup(promptID: UInt64(r.problem.id), weightsVersion: reference ? version ?? grant.weightsVersion : grant.weightsVersion,
+                                     actorID: actorID,
                                      promptTokens: promptTokens, completions: completions,
                                      generationSeconds: seconds / Double(out.count))
             tokens += group.tokensGenerated
             // Waits at the high-water mark (a slow learner slows the actors instead of losing groups), but
             // never past a stop request: a learner that is gone must not keep an actor alive.
-            try report.phase("sending") { try sendPatiently(rollouts, WireCodec.encode(.rolloutGroup(group), sender: actorID)) }
-            report.add("groups_sent_total", 1)
+            try report.phase("sending") { try sendPatiently(destination, WireCodec.encode(.rolloutGroup(group), sender: actorID)) }
+            report.add(reference ? "reference_groups_sent_total" : "groups_sent_total", 1)
             report.add("tokens_generated_total", Double(group.tokensGenerated))
         }
         report.set("tokens_per_s", Double(tokens) / max(seconds, 1e-9))

@@ -39,6 +39,15 @@ public final class CoordinatorNode {
     var feedReferences: Bool {
         selector != nil && config.bool("training.reference_feed") == true && config.training.maxLag == 0
     }
+    /// `training.reference_rollouts = "actors"`: the round's reference prompts are actor work, and this is
+    /// the round collecting their groups (with the steps it selects for).
+    var referenceOnActors: Bool { config.string("training.reference_rollouts") == "actors" }
+    var reference: (work: ReferenceWork, start: Int, counts: [Int], draw: DotsSelector.ReferenceDraw)?
+    /// The reference prompts of the latest complete round: a late second group of one is no bad message.
+    var completedReferences: Set<UInt64> = []
+    /// The rounds selected so far (RUN_DIR/selection-state.json), restored on start.
+    var selectionState = SelectionState()
+    var runDir: URL?
 
     public init(config: ClusterConfig, security: WireSecurity?, runDir: URL? = nil) throws {
         self.config = config
@@ -52,6 +61,11 @@ public final class CoordinatorNode {
                               maxLag: t.maxLag, seed: UInt64(t.seed), promptsForStep: { t.freshGroups(step: $0) })
         if t.selection == "dots" {
             (selector, selectionLog) = try Self.makeSelector(config, train: suite.train, runDir: runDir)
+            self.runDir = runDir
+            if let runDir, let saved = try SelectionState.load(runDir: runDir) {
+                selectionState = saved
+                roleLog("coordinator", "selection state of \(saved.rounds.count) round(s) found in \(runDir.path); unfinished rounds keep their prompts")
+            }
         }
     }
 
@@ -103,7 +117,15 @@ public final class CoordinatorNode {
     }
 
     private func handleAssignment(_ frames: [[UInt8]], _ socket: ZMQSocket) throws {
-        guard let (id, env) = split(frames), case .assignmentRequest(let req) = env.message else { return }
+        guard let (id, env) = split(frames) else { return }
+        if case .rolloutGroup(let group) = env.message {
+            acceptReference(group, from: env.sender)
+            return
+        }
+        guard case .assignmentRequest(let req) = env.message else {
+            rejects.record(Rejection(.invalidField, "\(env.message.kind) on the assignment socket"))
+            return
+        }
         lastSeen[req.actorID] = Date()
         // An actor holding no weights has just started: if its id holds a grant, the process it was granted
         // to died and was replaced before it was missed (3 s), and those prompts were never done.
@@ -112,9 +134,22 @@ public final class CoordinatorNode {
             try reply(socket, id, .assignmentGrant(emptyGrant(version: 0)))
             return
         }
+        let t = config.training
+        // A selection round's reference prompts go before any training work: the round's steps wait on them.
+        if reference != nil {
+            let ids = reference!.work.grant(actor: req.actorID, capacity: Int(req.capacity))
+            if !ids.isEmpty {
+                _ = scheduler.grant(actor: req.actorID, capacity: 0)
+                report.add("reference_prompts_granted_total", Double(ids.count))
+                let grant = AssignmentGrant(step: UInt64(reference!.start), weightsVersion: w.version, promptIDs: ids,
+                                            groupSize: UInt32(t.groupSize), temperature: Float(t.temperature),
+                                            maxNewTokens: UInt32(t.maxNewTokens), work: .reference)
+                try reply(socket, id, .assignmentGrant(grant))
+                return
+            }
+        }
         let items = scheduler.grant(actor: req.actorID, capacity: Int(req.capacity))
         report.add("prompts_granted_total", Double(items.count))
-        let t = config.training
         let grant = AssignmentGrant(step: UInt64(items.first?.step ?? 0), weightsVersion: w.version,
                                     promptIDs: items.map(\.promptID), groupSize: UInt32(t.groupSize),
                                     temperature: Float(t.temperature), maxNewTokens: UInt32(t.maxNewTokens))
@@ -148,18 +183,23 @@ public final class CoordinatorNode {
         let rewind = chunk.chunkIndex == 0 && weights.map { chunk.weightsVersion <= $0.version } == true
         if rewind { assembler = WeightsAssembler() }
         if case .complete(let version, let params) = assembler.add(chunk) {
-            if weights == nil && version > 0 {
-                // Started beside a learner that is already training (this coordinator was restarted, or the
-                // run resumed): the step clock is the learner's version, and the draw skips what it took.
-                scheduler.fastForward(toStep: Int(version))
-                roleLog("coordinator", "joined the learner at weights version \(version); issuing steps from \(version)")
+            if weights == nil {
+                if version > 0 {
+                    // Started beside a learner that is already training (this coordinator was restarted, or the
+                    // run resumed): the step clock is the learner's version, and the draw skips what it took.
+                    scheduler.fastForward(toStep: Int(version))
+                    roleLog("coordinator", "joined the learner at weights version \(version); issuing steps from \(version)")
+                }
+                restoreSelection(learnerAt: Int(version))
             } else if rewind || weights.map({ version <= $0.version }) == true {
                 scheduler.rewind(toVersion: Int(version))
                 selectedThrough = scheduler.nextStep
+                if reference != nil { reference = nil; selectionInFlight = false }
                 log.info("the learner re-sent its weights (it resumed, or its connection came back); its steps are issued again",
                          metadata: ["weights_version": "\(version)"])
+                if !selectionInFlight { restoreSelection(learnerAt: Int(version)) }
             }
-            if selector != nil { latestParams = params }
+            if selector != nil && !referenceOnActors { latestParams = params }
             let chunks = WeightsChunk.split(params, version: version)
             weights = (version, chunks)
             for c in chunks {
@@ -197,12 +237,54 @@ public final class CoordinatorNode {
     /// heartbeat with a new pid, is how the coordinator learns of it.
     private func requeue(_ actor: UInt64, because reason: String, always: Bool = false) {
         let held = scheduler.outstanding[actor] ?? []
-        guard always || !held.isEmpty else { return }
+        let heldReference = reference?.work.held(by: actor) ?? []
+        guard always || !held.isEmpty || !heldReference.isEmpty else { return }
         scheduler.actorDied(actor, currentVersion: Int(weights?.version ?? 0))
-        report.add("prompts_requeued_total", Double(held.count))
+        reference?.work.release(actor)
+        report.add("prompts_requeued_total", Double(held.count + heldReference.count))
         log.warning("actor \(reason); its outstanding prompts are re-queued",
                     metadata: ["actor": "\(actor)", "prompts": "\(held.count)",
-                               "prompt_at_step": "\(held.map { "\($0.promptID)@\($0.step)" }.joined(separator: " "))"])
+                               "prompt_at_step": "\(held.map { "\($0.promptID)@\($0.step)" }.joined(separator: " "))",
+                               "reference_prompts": "\(heldReference.map(String.init).joined(separator: " "))"])
+    }
+
+    /// A reference group an actor sent back on its assignment DEALER; the round's selection starts when
+    /// the last of its K groups is in.
+    private func acceptReference(_ group: RolloutGroup, from sender: UInt64) {
+        // Only an actor of the cluster counts as alive by sending one (a stray sender id must not become a member).
+        if config.actors.contains(where: { $0.id == sender }) { lastSeen[sender] = Date() }
+        guard reference != nil else {
+            if completedReferences.contains(group.promptID) {
+                log.debug("a late second reference group of prompt \(group.promptID); ignored")
+                return
+            }
+            rejects.record(Rejection(.unknownPromptID, "reference group for prompt \(group.promptID) from \(sender), but no selection round is collecting"))
+            return
+        }
+        do {
+            guard try reference!.work.accept(group) else {
+                log.debug("a second reference group of prompt \(group.promptID); ignored")
+                return
+            }
+        } catch {
+            rejects.record(error)
+            return
+        }
+        report.add("reference_groups_received_total", 1)
+        guard reference!.work.isComplete, let selector, let r = reference else { return }
+        reference = nil
+        completedReferences = Set(r.work.promptIDs)
+        let groups = r.work.groups, seconds = Date().timeIntervalSince(r.work.started)
+        let labels = groups.map(\.difficulty), count = r.counts.reduce(0, +)
+        let result = selectionResult, version = r.work.weightsVersion, start = r.start, counts = r.counts, draw = r.draw
+        // Prediction stays on the coordinator, on a thread of its own like a whole round in "coordinator" mode.
+        let byActor = Dictionary(groups.map { (String($0.actorID), 1) }, uniquingKeysWith: +)
+        Thread.detachNewThread {
+            var round = selector.select(count: count, draw: draw, labels: labels, version: version, referenceSeconds: seconds)
+            round.record["reference_groups_by_actor"] = byActor
+            result.put(SelectionOutcome(start: start, counts: counts, version: version, round: round,
+                                        informative: groups.filter(\.isInformative), error: nil))
+        }
     }
 }
 
@@ -260,14 +342,28 @@ extension CoordinatorNode {
                 let start = selectedThrough, end = min((start / mu + 1) * mu, t.steps)
                 let counts = (start..<end).map { t.freshGroups(step: $0) }
                 selectionInFlight = true
+                if referenceOnActors {
+                    // The round's first half: its K reference prompts become actor work (granted first).
+                    let draw = selector.referenceDraw(round: start / mu)
+                    reference = (ReferenceWork(round: start / mu, firstStep: start, weightsVersion: w.version,
+                                               promptIDs: draw.promptIDs, groupSize: t.groupSize), start, counts, draw)
+                    log.debug("selection round \(start / mu): \(draw.promptIDs.count) reference prompts queued for the actors")
+                    return
+                }
                 let params = latestParams, result = selectionResult, v = w.version
                 Thread.detachNewThread {
                     let outcome: SelectionOutcome
                     do {
                         let round = try selector.select(count: counts.reduce(0, +), round: start / mu, weights: params, version: v)
-                        outcome = SelectionOutcome(start: start, counts: counts, version: v, round: round, error: nil)
+                        let informative = round.informative.map { r in
+                            RolloutGroup(promptID: UInt64(r.problem.id), weightsVersion: v, actorID: ClusterConfig.coordinatorID,
+                                         promptTokens: r.promptTokens.map { UInt32(bitPattern: $0) },
+                                         completions: r.completions.map { Wire.Completion(tokens: $0.tokens.map { UInt32(bitPattern: $0) }, logProbs: $0.logProbs, reward: Float($0.reward)) },
+                                         generationSeconds: round.referenceSeconds / Double(max(1, round.referenceCount)))
+                        }
+                        outcome = SelectionOutcome(start: start, counts: counts, version: v, round: round, informative: informative, error: nil)
                     } catch {
-                        outcome = SelectionOutcome(start: start, counts: counts, version: v, round: nil, error: "\(error)")
+                        outcome = SelectionOutcome(start: start, counts: counts, version: v, round: nil, informative: [], error: "\(error)")
                     }
                     result.put(outcome)
                 }
@@ -285,25 +381,21 @@ extension CoordinatorNode {
         if let round = outcome.round {
             // With reference_feed, the round's informative reference groups stand in for as many of its
             // first step's prompts: the actors get fewer, the learner gets those groups from here.
-            let fed = feedReferences ? Array(round.informative.prefix(outcome.counts[0])) : []
-            var offset = 0
+            let fed = feedReferences ? Array(outcome.informative.prefix(outcome.counts[0])) : []
+            var offset = 0, plans: [[UInt64]] = []
             for (k, (step, n)) in zip(outcome.start..<end, outcome.counts).enumerated() {
                 let take = k == 0 ? n - fed.count : n
-                scheduler.plan(step: step, prompts: Array(round.prompts[min(offset, round.prompts.count)..<min(offset + take, round.prompts.count)]),
-                               exact: k == 0 && !fed.isEmpty)
+                let prompts = Array(round.prompts[min(offset, round.prompts.count)..<min(offset + take, round.prompts.count)])
+                scheduler.plan(step: step, prompts: prompts, exact: k == 0 && !fed.isEmpty)
+                plans.append(prompts)
                 offset += n
             }
-            if let socket = referenceFeed {
-                for r in fed {
-                    let group = RolloutGroup(promptID: UInt64(r.problem.id), weightsVersion: outcome.version, actorID: ClusterConfig.coordinatorID,
-                                             promptTokens: r.promptTokens.map { UInt32(bitPattern: $0) },
-                                             completions: r.completions.map { Wire.Completion(tokens: $0.tokens.map { UInt32(bitPattern: $0) }, logProbs: $0.logProbs, reward: Float($0.reward)) },
-                                             generationSeconds: round.referenceSeconds / Double(max(1, round.referenceCount)))
-                    try? sendPatiently(socket, WireCodec.encode(.rolloutGroup(group), sender: ClusterConfig.coordinatorID))
-                }
-            }
+            send(fed)
+            saveSelection(SelectionState.Round(round: outcome.start / mu, steps: Array(outcome.start..<end),
+                                               weightsVersion: outcome.version, prompts: plans, fed: fed))
             var record = round.record
             record["fed_to_learner"] = fed.count
+            record["reference_rollouts"] = referenceOnActors ? "actors" : "coordinator"
             record["steps"] = Array(outcome.start..<end)
             record["time"] = Date().timeIntervalSince1970
             selectionLog?.write(record)
@@ -320,6 +412,40 @@ extension CoordinatorNode {
     }
 }
 
+extension CoordinatorNode {
+    /// Reference groups fed to the learner (`training.reference_feed`); the learner keeps one group per
+    /// prompt and step, so one sent twice (after a restart) is harmless.
+    func send(_ fed: [RolloutGroup]) {
+        guard let socket = referenceFeed else { return }
+        for group in fed { try? sendPatiently(socket, WireCodec.encode(.rolloutGroup(group), sender: ClusterConfig.coordinatorID)) }
+    }
+
+    /// Records a round in RUN_DIR/selection-state.json. Rounds are kept while a checkpoint the learner
+    /// could resume from may still need them (two checkpoint intervals).
+    func saveSelection(_ round: SelectionState.Round) {
+        let every = config.training.checkpointEvery, version = Int(weights?.version ?? 0)
+        selectionState.record(round, keepFrom: every > 0 ? version - 2 * every : version)
+        guard let runDir else { return }
+        do { try selectionState.save(runDir: runDir) } catch {
+            log.error("could not save the selection state; a restart would select this round afresh", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Plans the steps of every saved round the learner (at `version`) has not finished with the prompts
+    /// the round selected, and re-sends a round's fed reference groups if its first step is unfinished.
+    func restoreSelection(learnerAt version: Int) {
+        guard selector != nil else { return }
+        for r in selectionState.unfinished(learnerAt: version) {
+            for (k, (step, prompts)) in zip(r.steps, r.prompts).enumerated() where step >= version {
+                scheduler.plan(step: step, prompts: prompts, exact: k == 0 && !r.fed.isEmpty)
+            }
+            if r.steps.first == version { send(r.fed) }
+            selectedThrough = max(selectedThrough, (r.steps.last ?? 0) + 1)
+            roleLog("coordinator", "selection round \(r.round) (steps \(r.steps.first ?? 0)–\(r.steps.last ?? 0)) restored from the selection state")
+        }
+    }
+}
+
 /// Where a selection thread leaves its outcome for the coordinator's loop.
 final class SelectionInbox: Sendable {
     private let value = Mutex<SelectionOutcome?>(nil)
@@ -333,5 +459,7 @@ struct SelectionOutcome: Sendable {
     var counts: [Int]
     var version: UInt64
     var round: DotsSelector.Round?
+    /// The round's reference groups with 0 < pass rate < 1, each tagged with the version that sampled it.
+    var informative: [RolloutGroup]
     var error: String?
 }

@@ -37,6 +37,8 @@ public final class DotsSelector: @unchecked Sendable {
     let predictor: DifficultyPredictor
     let settings: Settings
     let pool: [Problem]
+    /// Row of each prompt id in `pool`.
+    let poolIndex: [UInt64: Int]
     /// (pool, dim) frozen embeddings of the candidate pool.
     let embeddings: [Float]
     /// (pool, h) the pool's query-tower encodings, computed once.
@@ -60,29 +62,66 @@ public final class DotsSelector: @unchecked Sendable {
         embeddings = emb.values
         encoded = predictor.encodeQueries(emb.values)
         self.pool = pool
+        poolIndex = Dictionary(pool.enumerated().map { (UInt64($0.element.id), $0.offset) }, uniquingKeysWith: { a, _ in a })
         self.settings = settings
         let (model, tok) = try Checkpoint.load(modelCheckpoint)
         engine = RolloutEngine(model: model, tokenizer: tok)
     }
 
-    /// Selects `count` prompts for round `round` with the policy `weights` (version `version`).
+    /// A round's K reference prompts: the first half of a round, drawn from the round's seeded stream.
+    public struct ReferenceDraw: Sendable {
+        public var round: Int
+        /// Rows of `pool`.
+        public var rows: [Int]
+        /// The prompt ids of `rows`, in the same order.
+        public var promptIDs: [UInt64]
+        /// Rows of `pool` not in the reference set: the candidates, in the draw's order.
+        var candidates: [Int]
+        /// Seed of the coordinator's own reference rollouts.
+        public var samplingSeed: UInt64
+        /// The round's stream after the reference draw: the selection draw continues it, so a round picks
+        /// the same prompts from the same labels wherever its reference rollouts ran.
+        var rng: SplitMix64
+    }
+
+    /// K reference prompts for round `round`, uniformly (the same draw in both reference_rollouts modes).
+    public func referenceDraw(round: Int) -> ReferenceDraw {
+        var rng = SplitMix64.stream(seed: settings.seed &+ 0xD075, index: UInt64(round))
+        var order = Array(pool.indices)
+        for i in 0..<settings.references { order.swapAt(i, i + Int(rng.next() % UInt64(order.count - i))) }
+        let rows = Array(order[0..<settings.references])
+        let seed = rng.next()
+        return ReferenceDraw(round: round, rows: rows, promptIDs: rows.map { UInt64(pool[$0].id) },
+                             candidates: Array(order[settings.references...]), samplingSeed: seed, rng: rng)
+    }
+
+    /// The problem of a prompt id in the candidate pool, if it is there.
+    public func problem(id: UInt64) -> Problem? { poolIndex[id].map { pool[$0] } }
+
+    /// Selects `count` prompts for round `round`, rolling its reference prompts out here with the policy
+    /// `weights` (version `version`): `training.reference_rollouts = "coordinator"`.
     public func select(count: Int, round: Int, weights: [Float], version: UInt64) throws -> Round {
         guard weights.count == engine.model.parameterCount else {
             throw ModelError.input("weights version \(version) has \(weights.count) parameters, the coordinator's model \(engine.model.parameterCount)")
         }
         engine.model.parameters.write(weights, at: 0)
-        var rng = SplitMix64.stream(seed: settings.seed &+ 0xD075, index: UInt64(round))
-        let dim = predictor.config.embeddingDim
-
-        // K reference prompts, uniformly, rolled out G times with the current weights.
-        var order = Array(pool.indices)
-        for i in 0..<settings.references { order.swapAt(i, i + Int(rng.next() % UInt64(order.count - i))) }
-        let refRows = Array(order[0..<settings.references]), candidates = Array(order[settings.references...])
+        let draw = referenceDraw(round: round)
         let t0 = Date()
-        let opts = SamplingOptions(temperature: settings.temperature, maxNewTokens: settings.maxNewTokens, seed: rng.next())
-        let refRollouts = try engine.rollout(refRows.map { pool[$0] }, samples: settings.groupSize, options: opts)
-        let refSeconds = Date().timeIntervalSince(t0)
-        let labels = refRollouts.map { Float(1 - $0.passRate) }
+        let opts = SamplingOptions(temperature: settings.temperature, maxNewTokens: settings.maxNewTokens, seed: draw.samplingSeed)
+        let refRollouts = try engine.rollout(draw.rows.map { pool[$0] }, samples: settings.groupSize, options: opts)
+        var round = select(count: count, draw: draw, labels: refRollouts.map { Float(1 - $0.passRate) },
+                           version: version, referenceSeconds: Date().timeIntervalSince(t0))
+        round.informative = refRollouts.filter { $0.passRate > 0 && $0.passRate < 1 }
+        return round
+    }
+
+    /// The second half of a round: given the reference prompts' measured difficulties (d = 1 − pass rate,
+    /// in `draw.rows` order), predicts d̂ for every other candidate and draws `count` prompts.
+    public func select(count: Int, draw: ReferenceDraw, labels: [Float], version: UInt64, referenceSeconds: Double) -> Round {
+        precondition(labels.count == draw.rows.count)
+        var rng = draw.rng
+        let dim = predictor.config.embeddingDim
+        let refRows = draw.rows, candidates = draw.candidates
 
         // d̂ for every other candidate.
         let t1 = Date()
@@ -97,9 +136,9 @@ public final class DotsSelector: @unchecked Sendable {
         let chosen = picked.map { predicted[$0] }
         let mean = { (x: [Float]) in x.isEmpty ? 0 : Double(x.reduce(0, +)) / Double(x.count) }
         let record: [String: Any] = [
-            "round": round, "weights_version": version, "references": refRows.count, "reference_group_size": settings.groupSize,
+            "round": draw.round, "weights_version": version, "references": refRows.count, "reference_group_size": settings.groupSize,
             "candidates": candidates.count, "selected": picked.count,
-            "seconds": ["reference_rollouts": refSeconds, "prediction": predictSeconds],
+            "seconds": ["reference_rollouts": referenceSeconds, "prediction": predictSeconds],
             "reference_mean_difficulty": mean(labels),
             "reference_frac_effective": Double(labels.filter { $0 > 0 && $0 < 1 }.count) / Double(labels.count),
             "reference_loo_rho": pearson(loo.map(Double.init), labels.map(Double.init)),
@@ -108,7 +147,6 @@ public final class DotsSelector: @unchecked Sendable {
             "predicted_mean_abs_gap_selected": chosen.isEmpty ? 0 : chosen.map { abs(Double($0) - settings.alpha) }.reduce(0, +) / Double(chosen.count),
         ]
         return Round(prompts: picked.map { UInt64(pool[candidates[$0]].id) }, record: record,
-                     informative: refRollouts.filter { $0.passRate > 0 && $0.passRate < 1 },
-                     referenceSeconds: refSeconds, referenceCount: refRows.count)
+                     referenceSeconds: referenceSeconds, referenceCount: refRows.count)
     }
 }

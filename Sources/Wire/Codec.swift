@@ -28,7 +28,7 @@ public struct WireHeader: Sendable, Equatable {
 public struct WireCodec: Sendable {
     /// The protocol version this build speaks. Bump on any change to a layout (see docs/protocol.md,
     /// "Versioning"); peers of different versions refuse each other's messages.
-    public static let protocolVersion: UInt16 = 2
+    public static let protocolVersion: UInt16 = 3
 
     public var limits: DecodeLimits
 
@@ -112,12 +112,13 @@ public struct WireCodec: Sendable {
             w.put(UInt32(0))
             return [w.bytes]
         case .assignmentGrant(let a):
-            var w = ByteWriter(capacity: 24)
+            var w = ByteWriter(capacity: 28)
             w.put(a.step)
             w.put(a.groupSize)
             w.put(a.maxNewTokens)
             w.put(a.temperature)
             w.put(UInt32(a.promptIDs.count))
+            w.put(a.work.rawValue)
             return [w.bytes, littleEndianBytes(a.promptIDs)]
         case .weightsRequest(let r):
             var w = ByteWriter(capacity: 8)
@@ -400,12 +401,14 @@ public struct WireCodec: Sendable {
                                                         weightsVersion: h.weightsVersion))
 
         case .assignmentGrant:
-            var r = try fixed(0, 24)
+            var r = try fixed(0, 28)
             let step: UInt64 = try r.get()
             let g: UInt32 = try r.get()
             let maxNew: UInt32 = try r.get()
             let temperature = try r.getFloat()
             let n = try count(try r.get(UInt32.self), limits.maxPromptsPerGrant, "prompt count")
+            let rawWork: UInt32 = try r.get()
+            guard let work = AssignmentGrant.Work(rawValue: rawWork) else { throw Rejection(.invalidField, "\(kind) work \(rawWork)") }
             _ = try count(g, limits.maxGroupSize, "group size")
             _ = try count(maxNew, limits.maxSequenceTokens, "max new tokens")
             guard g >= 1 else { throw Rejection(.invalidField, "\(kind) group size 0") }
@@ -413,7 +416,7 @@ public struct WireCodec: Sendable {
             guard temperature >= 0 else { throw Rejection(.invalidField, "\(kind) temperature \(temperature) < 0") }
             let ids = try scalars(f[1], count: n, as: UInt64.self, what: "\(kind) prompt ids")
             return .assignmentGrant(AssignmentGrant(step: step, weightsVersion: h.weightsVersion, promptIDs: ids,
-                                                    groupSize: g, temperature: temperature, maxNewTokens: maxNew))
+                                                    groupSize: g, temperature: temperature, maxNewTokens: maxNew, work: work))
 
         case .weightsRequest:
             var r = try fixed(0, 8)

@@ -95,7 +95,16 @@ public struct AssignmentRequest: Sendable, Equatable {
 
 /// The coordinator's answer: which prompts to roll out, with which weights and sampling settings.
 public struct AssignmentGrant: Sendable, Equatable {
-    /// The training step (round) these prompts are for.
+    /// What the actor does with the groups it generates.
+    public enum Work: UInt32, Sendable, CaseIterable {
+        /// Training data: each group goes to the learner (`rollouts`).
+        case training = 0
+        /// A DOTS selection round's reference prompts (`training.reference_rollouts = "actors"`): each group
+        /// goes back to the coordinator on the `assignment` DEALER, which labels the prompts' difficulty.
+        case reference = 1
+    }
+
+    /// The training step these prompts are for (reference work: the first step of the selection round).
     public var step: UInt64
     /// The weights version to sample with; an actor holding an older one fetches it first.
     public var weightsVersion: UInt64
@@ -104,9 +113,11 @@ public struct AssignmentGrant: Sendable, Equatable {
     public var groupSize: UInt32
     public var temperature: Float
     public var maxNewTokens: UInt32
+    public var work: Work
 
     public init(step: UInt64, weightsVersion: UInt64, promptIDs: [UInt64], groupSize: UInt32,
-                temperature: Float, maxNewTokens: UInt32) {
+                temperature: Float, maxNewTokens: UInt32, work: Work = .training) {
+        self.work = work
         self.step = step
         self.weightsVersion = weightsVersion
         self.promptIDs = promptIDs
@@ -318,3 +329,7 @@ public struct Envelope: Sendable, Equatable {
         self.message = message
     }
 }
+
+// Rollout groups also go to disk: the coordinator's selection state keeps the reference groups a round fed.
+extension Completion: Codable {}
+extension RolloutGroup: Codable {}

@@ -37,6 +37,81 @@ struct FaultTests {
         #expect(left.isEmpty, "processes left behind: \(left.map(\.commandLine))")
     }
 
+    @Test("kill -9 of the coordinator mid-round with DOTS: the restarted coordinator issues the prompts the round selected")
+    func coordinatorKilledMidRound() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let predictor = try cluster.trainTinyPredictor()
+        // One round of 8 steps, so the kill lands inside round 0 and its remaining steps need the saved plan.
+        let total = 16
+        let launch = try cluster.launch(["--steps", "\(total)", "--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
+                                         "--set", "training.reference_size=8", "--set", "training.selection_every=8",
+                                         "--set", "training.selection_pool=300", "--set", "training.reference_rollouts=actors"])
+        guard try await waitForSteps(2, cluster, launch) else { return }
+        let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" coordinator ") }
+        try #require(victims.count == 1, "expected one coordinator, found \(victims.map(\.commandLine))")
+        kill(victims[0].pid, SIGKILL)
+        guard let status = await launch.wait(seconds: 180) else {
+            Issue.record("dots launch did not finish within 180 s after the kill.\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        let metrics = cluster.metrics().filter { $0["fresh_groups"] != nil }
+        let steps = metrics.compactMap { ($0["step"] as? NSNumber)?.intValue }
+        #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
+        #expect(cluster.log("coordinator").contains("restored from the selection state"), "the restarted coordinator did not restore round 0.\n\(cluster.diagnostics())")
+        // Every step trained the prompts its round planned, before the kill and after it: had the restarted
+        // coordinator selected round 0 afresh, the file would hold the new plan and the early steps differ.
+        let data = try Data(contentsOf: cluster.runDir.appendingPathComponent("selection-state.json"))
+        let rounds = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["rounds"] as? [[String: Any]] ?? []
+        var planned: [Int: Set<Int>] = [:]
+        for r in rounds {
+            let stepsOfRound = (r["steps"] as? [NSNumber] ?? []).map(\.intValue)
+            let prompts = (r["prompts"] as? [[NSNumber]] ?? []).map { Set($0.map(\.intValue)) }
+            for (step, p) in zip(stepsOfRound, prompts) { planned[step] = p }
+        }
+        #expect(planned.keys.sorted() == Array(0..<total), "selection-state.json: \(String(decoding: data, as: UTF8.self).prefix(400))")
+        for m in metrics {
+            guard let step = (m["step"] as? NSNumber)?.intValue else { continue }
+            let trained = Set((m["fresh_groups"] as? [[String: Any]] ?? []).compactMap { ($0["prompt"] as? NSNumber)?.intValue })
+            #expect(trained == planned[step - 1], "step \(step - 1) trained \(trained.sorted()), its round planned \(planned[step - 1]?.sorted() ?? [])")
+        }
+    }
+
+    @Test("Forged reference results on the assignment socket (DOTS, reference_rollouts = actors): rejected and counted, the run completes")
+    func forgedReferenceResults() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let predictor = try cluster.trainTinyPredictor()
+        let total = 8
+        let launch = try cluster.launch(["--steps", "\(total)", "--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
+                                         "--set", "training.reference_size=8", "--set", "training.selection_pool=300",
+                                         "--set", "training.reference_rollouts=actors"])
+        guard try await waitForSteps(1, cluster, launch) else { return }
+        let config = try ClusterConfig.load(path: cluster.runDir.appendingPathComponent("cluster.conf").path)
+        let context = try ZMQContext()
+        let dealer = try ZMQSocket(context, type: Channel.assignment.connectType, linger: 0)
+        defer { dealer.close() }
+        try dealer.connect(config.connectEndpoint(.assignment))
+        // Well-formed RolloutGroups for prompts no round has drawn (ids beyond the dataset), from a stranger id.
+        for i in 0..<20 {
+            let group = RolloutGroup(promptID: 900_000_000 + UInt64(i), weightsVersion: 0, actorID: 4242, promptTokens: [1],
+                                     completions: (0..<4).map { _ in Completion(tokens: [2], logProbs: [-0.5], reward: 1) },
+                                     generationSeconds: 0.01)
+            _ = try? dealer.send(WireCodec.encode(.rolloutGroup(group), sender: 4242), dontWait: true)
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        guard let status = await launch.wait(seconds: 180) else {
+            Issue.record("dots launch did not finish within 180 s.\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        let steps = cluster.metrics().compactMap { ($0["step"] as? NSNumber)?.intValue }
+        #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
+        #expect(cluster.log("coordinator").contains("rejected (unknown_prompt_id)"), "the forged groups were not rejected.\n\(cluster.diagnostics())")
+        #expect(!cluster.log("coordinator").contains("actor=4242"), "a stranger became a member")
+    }
+
     @Test("kill -9 of an actor holding prompts, replaced before it is missed: its prompts are issued again and the run completes")
     func actorReplacedBeforeMissed() async throws {
         let cluster = try TestCluster()
@@ -69,6 +144,45 @@ struct FaultTests {
         }
         #expect(status == .exit(130), "dots launch ended with \(status).\n\(cluster.diagnostics())")
         auditTrainedGroups(cluster.metrics(), maxLag: 0)
+    }
+
+    @Test("kill -9 of an actor holding reference work (DOTS, reference_rollouts = actors): its reference prompts are re-queued and the round completes")
+    func actorKilledHoldingReferenceWork() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let predictor = try cluster.trainTinyPredictor()
+        // Long rounds (K = 200 prompts × G = 64 completions, one prompt a grant, against 4 training prompts a
+        // step), so a kill almost always lands while actor 1000 holds a reference prompt.
+        let total = 8
+        let launch = try cluster.launch(["--steps", "\(total)", "--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
+                                         "--set", "training.reference_size=200", "--set", "training.selection_pool=300",
+                                         "--set", "training.group_size=64", "--set", "training.max_new_tokens=40",
+                                         "--set", "training.reference_rollouts=actors"])
+        var hit = false, kills = 0
+        for _ in 0..<40 where !hit && launch.isRunning {
+            try await Task.sleep(for: .milliseconds(500))
+            // Kill only an actor-0 that has joined (holds weights, so it takes work).
+            let joined = cluster.log("actor-0").components(separatedBy: "msg=joined").count - 1
+            let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" actor ") && $0.commandLine.contains("--index 0") }
+            guard let victim = victims.first, joined > kills else { continue }
+            kill(victim.pid, SIGKILL)
+            kills += 1
+            try await Task.sleep(for: .seconds(4))
+            hit = cluster.log("coordinator").split(separator: "\n").contains {
+                $0.contains("its outstanding prompts are re-queued") && $0.contains("actor=1000")
+                    && $0.contains("reference_prompts=") && !$0.contains("reference_prompts=\"\"")
+            }
+        }
+        #expect(hit, "no kill landed while actor 1000 held reference prompts (or they were not re-queued).\n\(cluster.diagnostics())")
+        guard let status = await launch.wait(seconds: 240) else {
+            Issue.record("dots launch did not finish within 240 s after the kill (a round waiting for lost reference prompts?).\n\(cluster.diagnostics())")
+            return
+        }
+        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        let text = (try? String(contentsOf: cluster.runDir.appendingPathComponent("selection.jsonl"), encoding: .utf8)) ?? ""
+        let round = text.split(separator: "\n").first.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let byActor = round?["reference_groups_by_actor"] as? [String: NSNumber] ?? [:]
+        #expect(byActor.values.map(\.intValue).reduce(0, +) == 200, "round 0's reference groups by actor: \(byActor)\n\(cluster.diagnostics())")
     }
 
     @Test("Ctrl-C, then dots launch --resume RUN_DIR: the step numbering, the weights version and the prompt draw continue")

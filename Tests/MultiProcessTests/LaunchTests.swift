@@ -58,19 +58,22 @@ struct LaunchTests {
 
     @Test("With selection = dots the coordinator runs a selection round every μ steps and the run trains")
     func dotsRun() async throws {
+        try await dotsRun(referenceRollouts: "coordinator")
+    }
+
+    @Test("With reference_rollouts = actors the actors roll out each round's reference prompts, and the run trains")
+    func dotsRunReferencesOnActors() async throws {
+        try await dotsRun(referenceRollouts: "actors")
+    }
+
+    func dotsRun(referenceRollouts: String) async throws {
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
-        let predictor = cluster.root.appendingPathComponent("predictor")
-        let checkpoint = cluster.root.appendingPathComponent("ckpt").path
-        let trainOutput = cluster.root.appendingPathComponent("predictor.out")
-        let trained = try runDots(cluster.dots, ["predictor", "train", "--sources", checkpoint, "--embedder", checkpoint,
-                                                 "--out", predictor.path, "--prompts", "40", "--samples", "2", "--steps", "10",
-                                                 "--batch-size", "16", "--references", "8", "--hidden", "16", "--output-dim", "8"],
-                                  output: trainOutput)
-        #expect(trained == .exit(0), "dots predictor train ended with \(trained): \(tailOfFile(trainOutput.path, lines: 10))")
+        let predictor = try cluster.trainTinyPredictor()
         let launch = try cluster.launch(["--steps", "4", "--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
                                          "--set", "training.reference_size=8", "--set", "training.selection_every=2",
-                                         "--set", "training.selection_pool=300", "--set", "training.reference_feed=true"])
+                                         "--set", "training.selection_pool=300", "--set", "training.reference_feed=true",
+                                         "--set", "training.reference_rollouts=\(referenceRollouts)"])
         guard let status = await launch.wait(seconds: 180) else {
             Issue.record("dots launch did not exit within 180 s.\n\(cluster.diagnostics())")
             return
@@ -85,6 +88,22 @@ struct LaunchTests {
         }
         let roundLines = cluster.metrics().filter { $0["round"] != nil }
         #expect(roundLines.count == 2, "metrics.jsonl should report each round's realised difficulty")
+        for r in rounds {
+            #expect(r["reference_rollouts"] as? String == referenceRollouts)
+            if referenceRollouts == "actors" {
+                // All K reference groups came back from the actors (ids 1000, 1001).
+                let byActor = r["reference_groups_by_actor"] as? [String: NSNumber] ?? [:]
+                #expect(byActor.values.map(\.intValue).reduce(0, +) == 8 && Set(byActor.keys).isSubset(of: ["1000", "1001"]),
+                        "reference groups by actor: \(byActor)\n\(cluster.diagnostics())")
+            }
+        }
+        // Reference groups fed to the learner name who generated them: an actor, never the coordinator (1).
+        let trainedBy = Set(cluster.metrics().flatMap { ($0["fresh_groups"] as? [[String: Any]] ?? []).compactMap { ($0["actor"] as? NSNumber)?.intValue } })
+        if referenceRollouts == "actors" { #expect(!trainedBy.contains(1), "the coordinator generated groups itself") }
+        // Every round's plan is on disk for a restart.
+        let state = try Data(contentsOf: cluster.runDir.appendingPathComponent("selection-state.json"))
+        let saved = try JSONSerialization.jsonObject(with: state) as? [String: Any]
+        #expect((saved?["rounds"] as? [Any])?.count == 2, "selection-state.json: \(String(decoding: state, as: UTF8.self).prefix(300))")
     }
 
     @Test("kill -9 of an actor mid-run: its work is re-queued, the launcher restarts it, every step completes")
@@ -254,6 +273,21 @@ struct TestCluster {
 
             """.appending(metricsPort.map { "[monitoring]\nmetrics_port = \($0)\n" } ?? "")
             .write(to: configFile, atomically: true, encoding: .utf8)
+    }
+
+    /// A tiny difficulty predictor trained on this cluster's checkpoint (a few seconds), for DOTS runs.
+    func trainTinyPredictor() throws -> URL {
+        let predictor = root.appendingPathComponent("predictor")
+        let checkpoint = root.appendingPathComponent("ckpt").path
+        let trainOutput = root.appendingPathComponent("predictor.out")
+        let trained = try runDots(dots, ["predictor", "train", "--sources", checkpoint, "--embedder", checkpoint,
+                                         "--out", predictor.path, "--prompts", "40", "--samples", "2", "--steps", "10",
+                                         "--batch-size", "16", "--references", "8", "--hidden", "16", "--output-dim", "8"],
+                                  output: trainOutput)
+        guard trained == .exit(0) else {
+            throw TestFailure("dots predictor train ended with \(trained): \(tailOfFile(trainOutput.path, lines: 10))")
+        }
+        return predictor
     }
 
     /// Starts `dots launch` on this cluster, its output (stdout and stderr) to `output`.

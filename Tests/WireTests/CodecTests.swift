@@ -30,6 +30,9 @@ enum Samples {
             values: ["groups_sent_total": 12, "phase_seconds_total.generation": 3.25, "tokens_per_s": 950.5, "ünïcode": -1],
             labels: ["host": "gpu1", "run_id": "20261125-120000", "ñ": ""]))),
         Envelope(sender: 1, message: .control(Control(.drain, weightsVersion: 8, reason: "checkpoint at step 100"))),
+        // Reference work (DOTS with training.reference_rollouts = "actors"); last, so the indices above stay.
+        Envelope(sender: 1, message: .assignmentGrant(AssignmentGrant(
+            step: 12, weightsVersion: 7, promptIDs: [9, 2], groupSize: 4, temperature: 0.5, maxNewTokens: 16, work: .reference))),
     ]
 }
 
@@ -52,12 +55,24 @@ enum Samples {
         }
     }
 
+    @Test func grantWorkKindRoundTripsAndAnUnknownOneIsRejected() throws {
+        let reference = try #require(Samples.envelopes.last)
+        guard case .assignmentGrant(let grant) = reference.message else { Issue.record("the last sample is a grant"); return }
+        #expect(grant.work == .reference)
+        var frames = WireCodec.encode(reference)
+        #expect(frames[1].count == 28 && frames[1][24] == 1)  // the work field, after the prompt count
+        #expect(try codec.decode(frames) == reference)
+        frames[1][24] = 7
+        #expect(throws: Rejection.self) { try codec.decode(frames) }
+        do { _ = try codec.decode(frames) } catch { #expect(error.reason == .invalidField) }
+    }
+
     @Test func headerLayoutIsAsDocumented() {
         let frames = WireCodec.encode(Samples.envelopes[1])
         let h = frames[0]
         #expect(h.count == 32 + 8)
         #expect(Array(h[0..<4]) == Array("DOTS".utf8))
-        #expect(h[4] == 2 && h[5] == 0)  // version 2, little-endian
+        #expect(h[4] == 3 && h[5] == 0)  // version 3, little-endian
         #expect(h[6] == 2 && h[7] == 0)  // AssignmentRequest
         #expect(h[8] == 101)  // sender
         #expect(h[16] == 6)  // weights version
