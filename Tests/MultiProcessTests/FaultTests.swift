@@ -123,16 +123,19 @@ struct FaultTests {
                                          "--set", "training.group_size=64", "--set", "training.max_new_tokens=40"])
         guard try await waitForSteps(2, cluster, launch) else { return }
         var hit = false
-        for _ in 0..<5 where !hit && launch.isRunning {
-            let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" actor ") && $0.commandLine.contains("--index 0") }
+        // The two actors take turns as the victim, so neither's restart back-off (which grows with crashes in
+        // a row) outlasts the coordinator's 3 s when the machine is busy with other tests.
+        for attempt in 0..<8 where !hit && launch.isRunning {
+            let index = attempt % 2
+            let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" actor ") && $0.commandLine.contains("--index \(index)") }
             guard let victim = victims.first else { try await Task.sleep(for: .milliseconds(500)); continue }
             kill(victim.pid, SIGKILL)
             try await Task.sleep(for: .seconds(4))
             hit = cluster.log("coordinator").split(separator: "\n").contains {
-                $0.contains("actor restarted; its outstanding prompts are re-queued") && $0.contains("actor=1000")
+                $0.contains("actor restarted; its outstanding prompts are re-queued") && ($0.contains("actor=1000") || $0.contains("actor=1001"))
             }
         }
-        #expect(hit, "no kill landed while actor 1000 held prompts (or the coordinator did not notice).\n\(cluster.diagnostics())")
+        #expect(hit, "no kill landed while an actor held prompts (or the coordinator did not notice).\n\(cluster.diagnostics())")
         // Steps keep coming: none waits for the prompts the killed actor held.
         let before = cluster.metrics().count
         try await Task.sleep(for: .seconds(5))
