@@ -136,6 +136,16 @@ struct LaunchPlan {
             throw LaunchError("Host \"\(host.name)\" runs nothing: [roles] places neither the coordinator nor the learner on it and hosts.\(host.name).actors is 0.")
         }
         self.roles = roles
+        // DOTS without its predictor would only fail when the coordinator starts, restarted five times; say it now.
+        if roles.contains(.coordinator), config.training.selection == "dots" {
+            guard case .string(let dir)? = config.value("training.predictor").map({ Self.resolved("training.predictor", $0, configDir: configDir) }),
+                  !dir.isEmpty else {
+                throw LaunchError("training.selection = \"dots\" needs training.predictor, a folder made by `dots predictor train` (set it in \(configPath) or with --set training.predictor=DIR).")
+            }
+            guard FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("predictor.json")) else {
+                throw LaunchError("training.predictor = \(dir) is not a predictor folder (no predictor.json there); make one with `dots predictor train`.")
+            }
+        }
 
         let stamp = DateFormatter()
         stamp.locale = Locale(identifier: "en_US_POSIX")

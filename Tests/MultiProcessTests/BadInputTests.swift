@@ -67,6 +67,18 @@ struct BadInputTests {
         (status, output) = try runTool(dots, ["launch", "--resume", dir.appendingPathComponent("no-such-run").path])
         #expect(status != 0)
         expectOneSentence(output, mentions: ["--resume", "no complete checkpoint"], "resume")
+
+        // DOTS without a predictor, or with a folder that is not one: said before any process starts.
+        let conf = dir.appendingPathComponent("dots.conf"), runDir = dir.appendingPathComponent("dotsrun")
+        try "[hosts.local]\naddress = \"127.0.0.1\"\nactors = 1\n[roles]\ncoordinator = \"local\"\nlearner = \"local\"\n[training]\nselection = \"dots\"\n"
+            .write(to: conf, atomically: true, encoding: .utf8)
+        (status, output) = try runTool(dots, ["launch", "--config", conf.path, "--run-dir", runDir.path])
+        #expect(status != 0)
+        expectOneSentence(output, mentions: ["training.predictor", "dots predictor train"], "dots without a predictor")
+        (status, output) = try runTool(dots, ["launch", "--config", conf.path, "--run-dir", runDir.path, "--set", "training.predictor=\(ckpt.path)"])
+        #expect(status != 0)
+        expectOneSentence(output, mentions: ["not a predictor folder", ckpt.path], "dots with a checkpoint for a predictor")
+        #expect(!FileManager.default.fileExists(atPath: runDir.path), "a run folder was made")
     }
 }
 
