@@ -315,7 +315,8 @@ extension CoordinatorNode {
         }
         let start = Date()
         let selector = try DotsSelector(predictorDir: URL(fileURLWithPath: dir), pool: pool,
-                                        modelCheckpoint: URL(fileURLWithPath: config.model.checkpoint), settings: s)
+                                        modelCheckpoint: URL(fileURLWithPath: config.model.checkpoint), settings: s,
+                                        rolloutsHere: config.string("training.reference_rollouts") != "actors")
         roleLog("coordinator", String(format: "DOTS selection: predictor %@, %d candidate prompts, K = %d, μ = %d, α = %g, τ = %g (ready in %.1f s)",
                                       dir, pool.count, s.references, t.selectionEvery, s.alpha, s.tau, Date().timeIntervalSince(start)))
         if config.bool("training.reference_feed") == true && t.maxLag > 0 {

@@ -43,13 +43,15 @@ public final class DotsSelector: @unchecked Sendable {
     let embeddings: [Float]
     /// (pool, h) the pool's query-tower encodings, computed once.
     let encoded: [Float]
-    let engine: RolloutEngine
+    /// The coordinator's own copy of the policy, for reference rollouts done here; nil when the actors do them.
+    let engine: RolloutEngine?
 
     /// - Parameters:
     ///   - predictorDir: a `dots predictor train` folder (adapter, its embedder, its embedding cache).
     ///   - pool: the candidate prompts (the train split, or a subset of it).
-    ///   - modelCheckpoint: gives the policy's shape; the weights are replaced each round.
-    public init(predictorDir: URL, pool: [Problem], modelCheckpoint: URL, settings: Settings) throws {
+    ///   - modelCheckpoint: gives the policy's shape; the weights are replaced each round. Loaded only when
+    ///     `rolloutsHere` (reference rollouts on the coordinator).
+    public init(predictorDir: URL, pool: [Problem], modelCheckpoint: URL, settings: Settings, rolloutsHere: Bool = true) throws {
         guard settings.references < pool.count else {
             throw ModelError.input("DOTS needs more candidate prompts (\(pool.count)) than reference prompts K = \(settings.references).")
         }
@@ -64,8 +66,12 @@ public final class DotsSelector: @unchecked Sendable {
         self.pool = pool
         poolIndex = Dictionary(pool.enumerated().map { (UInt64($0.element.id), $0.offset) }, uniquingKeysWith: { a, _ in a })
         self.settings = settings
-        let (model, tok) = try Checkpoint.load(modelCheckpoint)
-        engine = RolloutEngine(model: model, tokenizer: tok)
+        if rolloutsHere {
+            let (model, tok) = try Checkpoint.load(modelCheckpoint)
+            engine = RolloutEngine(model: model, tokenizer: tok)
+        } else {
+            engine = nil
+        }
     }
 
     /// A round's K reference prompts: the first half of a round, drawn from the round's seeded stream.
@@ -101,6 +107,9 @@ public final class DotsSelector: @unchecked Sendable {
     /// Selects `count` prompts for round `round`, rolling its reference prompts out here with the policy
     /// `weights` (version `version`): `training.reference_rollouts = "coordinator"`.
     public func select(count: Int, round: Int, weights: [Float], version: UInt64) throws -> Round {
+        guard let engine else {
+            throw ModelError.input("this selector was made for reference rollouts on the actors; it holds no model to roll out with")
+        }
         guard weights.count == engine.model.parameterCount else {
             throw ModelError.input("weights version \(version) has \(weights.count) parameters, the coordinator's model \(engine.model.parameterCount)")
         }
