@@ -148,3 +148,19 @@ func isotonicRefit() {
     #expect(abs(DifficultyPredictor.interpolate(0.35, xs, ys) - 0.15) < 1e-6)  // the pooled violators
     #expect(DifficultyPredictor.interpolate(0.0, xs, ys) == 0 && DifficultyPredictor.interpolate(0.9, xs, ys) == 1)
 }
+
+/// The committed predictor (what `cluster.conf` points `training.predictor` at) loads, its embedder link
+/// resolves to a checkpoint as wide as the predictor's embeddings, and its prediction is a difficulty.
+@Test("The committed checkpoints/predictor loads with its embedder")
+func committedPredictorLoads() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let dir = root.appendingPathComponent("checkpoints/predictor")
+    let (p, info) = try DifficultyPredictor.load(from: dir)
+    #expect(info["embedder"] as? String == "embedder")
+    let (embedder, _) = try Checkpoint.load(dir.appendingPathComponent("embedder"))
+    #expect(embedder.config.hiddenSize == p.config.embeddingDim)
+    var rng = SplitMix64(seed: 3)
+    let d = p.predict(queries: gaussians(4 * p.config.embeddingDim, &rng), references: gaussians(6 * p.config.embeddingDim, &rng),
+                      labels: [0, 0.2, 0.4, 0.6, 0.8, 1], refit: false)
+    #expect(d.count == 4 && d.allSatisfy { $0 >= 0 && $0 <= 1 })
+}
