@@ -21,11 +21,7 @@ struct FaultTests {
         let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" coordinator ") }
         try #require(victims.count == 1, "expected one coordinator, found \(victims.map(\.commandLine))")
         kill(victims[0].pid, SIGKILL)
-        guard let status = await launch.wait(seconds: 180) else {
-            Issue.record("dots launch did not finish within 180 s after the kill.\n\(cluster.diagnostics())")
-            return
-        }
-        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        guard await cluster.expectEnd(launch, within: 180, after: "after the kill") else { return }
         let steps = cluster.metrics().compactMap { ($0["step"] as? NSNumber)?.intValue }
         #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
         auditTrainedGroups(cluster.metrics(), maxLag: 0)
@@ -51,11 +47,7 @@ struct FaultTests {
         let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" coordinator ") }
         try #require(victims.count == 1, "expected one coordinator, found \(victims.map(\.commandLine))")
         kill(victims[0].pid, SIGKILL)
-        guard let status = await launch.wait(seconds: 180) else {
-            Issue.record("dots launch did not finish within 180 s after the kill.\n\(cluster.diagnostics())")
-            return
-        }
-        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        guard await cluster.expectEnd(launch, within: 180, after: "after the kill") else { return }
         let metrics = cluster.metrics().filter { $0["fresh_groups"] != nil }
         let steps = metrics.compactMap { ($0["step"] as? NSNumber)?.intValue }
         #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
@@ -101,11 +93,7 @@ struct FaultTests {
             _ = try? dealer.send(WireCodec.encode(.rolloutGroup(group), sender: 4242), dontWait: true)
             try await Task.sleep(for: .milliseconds(50))
         }
-        guard let status = await launch.wait(seconds: 180) else {
-            Issue.record("dots launch did not finish within 180 s.\n\(cluster.diagnostics())")
-            return
-        }
-        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        guard await cluster.expectEnd(launch, within: 180) else { return }
         let steps = cluster.metrics().compactMap { ($0["step"] as? NSNumber)?.intValue }
         #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
         #expect(cluster.log("coordinator").contains("rejected (unknown_prompt_id)"), "the forged groups were not rejected.\n\(cluster.diagnostics())")
@@ -127,7 +115,7 @@ struct FaultTests {
         // a row) outlasts the coordinator's 3 s when the machine is busy with other tests.
         for attempt in 0..<8 where !hit && launch.isRunning {
             let index = attempt % 2
-            let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" actor ") && $0.commandLine.contains("--index \(index)") }
+            let victims = cluster.actorProcesses(index: index)
             guard let victim = victims.first else { try await Task.sleep(for: .milliseconds(500)); continue }
             kill(victim.pid, SIGKILL)
             try await Task.sleep(for: .seconds(4))
@@ -141,11 +129,7 @@ struct FaultTests {
         try await Task.sleep(for: .seconds(5))
         #expect(cluster.metrics().count > before, "no step in the 5 s after the last kill.\n\(cluster.diagnostics())")
         launch.signal(SIGINT)
-        guard let status = await launch.wait(seconds: 60) else {
-            Issue.record("dots launch did not stop within 60 s of SIGINT (a step waiting for lost prompts?).\n\(cluster.diagnostics())")
-            return
-        }
-        #expect(status == .exit(130), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        guard await cluster.expectEnd(launch, within: 60, status: .exit(130), after: "of SIGINT (a step waiting for lost prompts?)") else { return }
         auditTrainedGroups(cluster.metrics(), maxLag: 0)
     }
 
@@ -166,7 +150,7 @@ struct FaultTests {
             try await Task.sleep(for: .milliseconds(500))
             // Kill only an actor-0 that has joined (holds weights, so it takes work).
             let joined = cluster.log("actor-0").components(separatedBy: "msg=joined").count - 1
-            let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" actor ") && $0.commandLine.contains("--index 0") }
+            let victims = cluster.actorProcesses(index: 0)
             guard let victim = victims.first, joined > kills else { continue }
             kill(victim.pid, SIGKILL)
             kills += 1
@@ -177,11 +161,7 @@ struct FaultTests {
             }
         }
         #expect(hit, "no kill landed while actor 1000 held reference prompts (or they were not re-queued).\n\(cluster.diagnostics())")
-        guard let status = await launch.wait(seconds: 240) else {
-            Issue.record("dots launch did not finish within 240 s after the kill (a round waiting for lost reference prompts?).\n\(cluster.diagnostics())")
-            return
-        }
-        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        guard await cluster.expectEnd(launch, within: 240, after: "after the kill (a round waiting for lost reference prompts?)") else { return }
         let text = (try? String(contentsOf: cluster.runDir.appendingPathComponent("selection.jsonl"), encoding: .utf8)) ?? ""
         let round = text.split(separator: "\n").first.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let byActor = round?["reference_groups_by_actor"] as? [String: NSNumber] ?? [:]
@@ -201,11 +181,7 @@ struct FaultTests {
         let stoppedAt = cluster.metrics().count
         try #require(stoppedAt < total, "the run finished before the interrupt")
         let second = try cluster.launch(["--steps", "\(total)", "--resume", cluster.runDir.path])
-        guard let status = await second.wait(seconds: 120) else {
-            Issue.record("the resumed launch did not finish within 120 s.\n\(cluster.diagnostics())")
-            return
-        }
-        #expect(status == .exit(0), "the resumed launch ended with \(status).\n\(cluster.diagnostics())")
+        guard await cluster.expectEnd(second, within: 120, "the resumed launch") else { return }
         let steps = cluster.metrics().compactMap { ($0["step"] as? NSNumber)?.intValue }
         // The final checkpoint holds every step logged before the interrupt: nothing is trained twice.
         #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
@@ -249,11 +225,7 @@ struct FaultTests {
             // (unbounded, the actors would queue thousands of groups of 8 × 32 tokens in these 10 s).
             #expect(peak - settled < 4 * 1024, "actor pid \(pid) grew from \(settled) to \(peak) KiB while the learner was stopped: \(series)")
         }
-        guard let status = await launch.wait(seconds: 180) else {
-            Issue.record("dots launch did not finish within 180 s after SIGCONT.\n\(cluster.diagnostics())")
-            return
-        }
-        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        guard await cluster.expectEnd(launch, within: 180, after: "after SIGCONT") else { return }
         let steps = cluster.metrics().compactMap { ($0["step"] as? NSNumber)?.intValue }
         #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
         auditTrainedGroups(cluster.metrics(), maxLag: 1000)
@@ -270,11 +242,7 @@ struct FaultTests {
         #expect(cluster.metrics().count < total / 2, "the run was nearly over before the garbage reached it")
         // Garbage the whole time the run goes on (at least 2 s), so every step is trained under fire.
         let sent = try await sprayGarbage(config, atLeast: 2, until: { !launch.isRunning })
-        guard let status = await launch.wait(seconds: 180) else {
-            Issue.record("dots launch did not finish within 180 s.\n\(cluster.diagnostics())")
-            return
-        }
-        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        guard await cluster.expectEnd(launch, within: 180) else { return }
         let steps = cluster.metrics().compactMap { ($0["step"] as? NSNumber)?.intValue }
         #expect(steps == Array(1...total), "steps logged: \(steps) after \(sent) garbage messages.\n\(cluster.diagnostics())")
         for role in ["learner", "coordinator"] {

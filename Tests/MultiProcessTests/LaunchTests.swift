@@ -16,11 +16,7 @@ struct LaunchTests {
         defer { cluster.cleanUp() }
         // 60 steps, not 3: a 3-step run can end (in about a second) before a slow-starting actor asks for work.
         let launch = try cluster.launch(["--steps", "60"])
-        guard let status = await launch.wait(seconds: 180) else {
-            Issue.record("dots launch did not exit within 180 s.\n\(cluster.diagnostics())")
-            return
-        }
-        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        guard await cluster.expectEnd(launch, within: 180) else { return }
 
         let steps = cluster.metrics()
         #expect(steps.count >= 3, "metrics.jsonl has \(steps.count) lines, expected ≥ 3.\n\(cluster.diagnostics())")
@@ -38,11 +34,7 @@ struct LaunchTests {
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
         let launch = try cluster.launch(["--steps", "5", "--set", "training.replay=true", "--set", "training.selection_every=2"])
-        guard let status = await launch.wait(seconds: 180) else {
-            Issue.record("dots launch did not exit within 180 s.\n\(cluster.diagnostics())")
-            return
-        }
-        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        guard await cluster.expectEnd(launch, within: 180) else { return }
         let steps = cluster.metrics()
         #expect(steps.count == 5, "metrics.jsonl has \(steps.count) lines.\n\(cluster.diagnostics())")
         for line in steps {
@@ -74,11 +66,7 @@ struct LaunchTests {
                                          "--set", "training.reference_size=8", "--set", "training.selection_every=2",
                                          "--set", "training.selection_pool=300", "--set", "training.reference_feed=true",
                                          "--set", "training.reference_rollouts=\(referenceRollouts)"])
-        guard let status = await launch.wait(seconds: 180) else {
-            Issue.record("dots launch did not exit within 180 s.\n\(cluster.diagnostics())")
-            return
-        }
-        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        guard await cluster.expectEnd(launch, within: 180) else { return }
         #expect(cluster.metrics().count == 4, "metrics.jsonl has \(cluster.metrics().count) lines.\n\(cluster.diagnostics())")
         let text = (try? String(contentsOf: cluster.runDir.appendingPathComponent("selection.jsonl"), encoding: .utf8)) ?? ""
         let rounds = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
@@ -122,14 +110,10 @@ struct LaunchTests {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" actor ") && $0.commandLine.contains("--index 0") }
+        let victims = cluster.actorProcesses(index: 0)
         try #require(victims.count == 1, "expected one actor-0 process, found \(victims.map(\.commandLine))")
         kill(victims[0].pid, SIGKILL)
-        guard let status = await launch.wait(seconds: 180) else {
-            Issue.record("dots launch did not finish within 180 s after the kill.\n\(cluster.diagnostics())")
-            return
-        }
-        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        guard await cluster.expectEnd(launch, within: 180, after: "after the kill") else { return }
         let steps = cluster.metrics()
         #expect(steps.count == total, "\(steps.count) of \(total) steps logged.\n\(cluster.diagnostics())")
         let leftBehind = processes(mentioning: cluster.runDir.path)
@@ -158,11 +142,7 @@ struct LaunchTests {
         let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" learner ") }
         try #require(victims.count == 1, "expected one learner, found \(victims.map(\.commandLine))")
         kill(victims[0].pid, SIGKILL)
-        guard let status = await launch.wait(seconds: 180) else {
-            Issue.record("dots launch did not finish within 180 s after the kill.\n\(cluster.diagnostics())")
-            return
-        }
-        #expect(status == .exit(0), "dots launch ended with \(status).\n\(cluster.diagnostics())")
+        guard await cluster.expectEnd(launch, within: 180, after: "after the kill") else { return }
         let steps = cluster.metrics().compactMap { ($0["step"] as? NSNumber)?.intValue }
         // Steps after the last checkpoint are trained again after the resume; none is skipped, and the
         // numbering continues where the checkpoint left it.
@@ -206,11 +186,7 @@ struct LaunchTests {
         }
 
         launch.signal(SIGINT)
-        guard let status = await launch.wait(seconds: 60) else {
-            Issue.record("dots launch did not exit within 60 s of SIGINT.\n\(cluster.diagnostics())")
-            return
-        }
-        #expect(status == .exit(130), "dots launch ended with \(status) after SIGINT, expected exit 130.\n\(cluster.diagnostics())")
+        guard await cluster.expectEnd(launch, within: 60, status: .exit(130), after: "of SIGINT") else { return }
         let final = cluster.runDir.appendingPathComponent("checkpoints/final/model.safetensors").path
         #expect(FileManager.default.fileExists(atPath: final), "no final checkpoint \(final) after SIGINT.\n\(cluster.diagnostics())")
         let left = processes(mentioning: cluster.runDir.path)
@@ -288,6 +264,26 @@ struct TestCluster {
             throw TestFailure("dots predictor train ended with \(trained): \(tailOfFile(trainOutput.path, lines: 10))")
         }
         return predictor
+    }
+
+    /// Waits up to `seconds` for `launch` to end and expects it to end with `expected`; a timeout or another
+    /// status is recorded with the cluster's diagnostics. Returns false on a timeout, so the test stops there.
+    /// `what` names the launch and `context` says what it waited after, both for the messages.
+    func expectEnd(_ launch: Launch, within seconds: Double, status expected: Launch.Status = .exit(0),
+                   _ what: String = "dots launch", after context: String = "",
+                   sourceLocation: SourceLocation = #_sourceLocation) async -> Bool {
+        guard let status = await launch.wait(seconds: seconds) else {
+            Issue.record("\(what) did not finish within \(Int(seconds)) s\(context.isEmpty ? "" : " " + context).\n\(diagnostics())",
+                         sourceLocation: sourceLocation)
+            return false
+        }
+        #expect(status == expected, "\(what) ended with \(status), expected \(expected).\n\(diagnostics())", sourceLocation: sourceLocation)
+        return true
+    }
+
+    /// The running processes of actor `index` on this cluster's host (the one the launcher restarted, if any).
+    func actorProcesses(index: Int) -> [(pid: pid_t, commandLine: String)] {
+        processes(mentioning: runDir.path).filter { $0.commandLine.contains(" actor ") && $0.commandLine.contains("--index \(index)") }
     }
 
     /// Starts `dots launch` on this cluster, its output (stdout and stderr) to `output`.
