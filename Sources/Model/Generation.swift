@@ -146,8 +146,7 @@ extension Transformer {
                     let t = Int(pos[i])
                     for h in 0..<kvHeads {
                         let b = cache.block(l, r.seq, h)
-                        let kSrc = qkv + i * qkvDim + hd + h * d, kT = cache.k.ptr + b + (t / 8) * 8 * d + t % 8
-                        for j in 0..<d { kT[8 * j] = kSrc[j] }
+                        storeKey(cache.k.ptr + b, position: t, qkv + i * qkvDim + hd + h * d, d: d)
                         (cache.v.ptr + b + t * d).update(from: qkv + i * qkvDim + hd + kvd + h * d, count: d)
                     }
                 }

@@ -181,19 +181,22 @@ func attentionForward(out: FPtr, probs: FPtr, q: CFPtr, k: CFPtr, v: CFPtr, t: I
     }
 }
 
-/// Copies T key rows of `d` floats (rows `rowStride` apart) into eight-position transposed tiles:
-/// tiles[(p/8)·8d + 8j + p%8] = k[p][j]; the last tile's unused lanes are zeroed.
+/// Copies T key rows of `d` floats (rows `rowStride` apart) into eight-position transposed tiles
+/// (`storeKey`'s layout); the last tile's unused lanes are zeroed.
 func tileKeys(_ tiles: FPtr, _ k: CFPtr, rowStride: Int, t: Int, d: Int) {
-    let padded = (t + 7) / 8 * 8
-    for p in 0..<padded {
+    for p in 0..<t { storeKey(tiles, position: p, k + p * rowStride, d: d) }
+    for p in t..<((t + 7) / 8 * 8) {
         let dst = tiles + (p / 8) * 8 * d + p % 8
-        if p < t {
-            let src = k + p * rowStride
-            for j in 0..<d { dst[8 * j] = src[j] }
-        } else {
-            for j in 0..<d { dst[8 * j] = 0 }
-        }
+        for j in 0..<d { dst[8 * j] = 0 }
     }
+}
+
+/// Writes the key of position `p` (`d` floats) into eight-position transposed tiles:
+/// tiles[(p/8)·8d + 8j + p%8] = key[j]. The training forward and the KV cache share this layout.
+@inline(__always)
+func storeKey(_ tiles: FPtr, position p: Int, _ key: CFPtr, d: Int) {
+    let dst = tiles + (p / 8) * 8 * d + p % 8
+    for j in 0..<d { dst[8 * j] = key[j] }
 }
 
 /// Backward of `attentionForward`: dq is overwritten, dk and dv accumulate (heads of one group share

@@ -138,8 +138,7 @@ struct LaunchPlan {
         self.roles = roles
         // DOTS without its predictor would only fail when the coordinator starts, restarted five times; say it now.
         if roles.contains(.coordinator), config.training.selection == "dots" {
-            guard case .string(let dir)? = config.value("training.predictor").map({ Self.resolved("training.predictor", $0, configDir: configDir) }),
-                  !dir.isEmpty else {
+            guard let dir = config.string("training.predictor"), !dir.isEmpty else {
                 throw LaunchError("training.selection = \"dots\" needs training.predictor, a folder made by `dots predictor train` (set it in \(configPath) or with --set training.predictor=DIR).")
             }
             guard FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("predictor.json")) else {
