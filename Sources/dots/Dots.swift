@@ -14,8 +14,9 @@ struct Dots: AsyncParsableCommand {
 
         Watch: `dots top` (live, per worker), `dots plot RUN_DIR --out run.svg` (accuracy and tokens/s \
         over time). Look: `dots eval --checkpoint DIR` (accuracy), `dots sample` (what a checkpoint \
-        writes). Measure: `dots bench model|wire|ttt|soak`. DOTS selection needs a predictor: \
-        `dots predictor train`. Every subcommand has its own --help.
+        writes). Measure: `dots bench model|wire|ttt|soak`. DOTS selection: `dots launch --set \
+        training.selection=dots` (the predictor in checkpoints/predictor; `dots predictor train` makes \
+        another). Every subcommand has its own --help.
         """,
         subcommands: [
             ModelCommand.self,
