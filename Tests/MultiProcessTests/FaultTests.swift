@@ -38,11 +38,17 @@ struct FaultTests {
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
         let predictor = try cluster.trainTinyPredictor()
-        // One round of 8 steps, so the kill lands inside round 0 and its remaining steps need the saved plan.
+        // Rounds of 8 steps, each long enough (512 completions of 40 tokens a step) that the kill lands inside a
+        // round whose remaining steps need the saved plan, even when the test process is slow to see step 2:
+        // with the test config's 16 short completions the run once reached step 15 first and ended before the
+        // restarted coordinator was up.
+        // Two rounds, so selection-state.json still holds round 0 (it keeps the rounds a checkpoint may need).
         let total = 16
         let launch = try cluster.launch(["--steps", "\(total)", "--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
                                          "--set", "training.reference_size=8", "--set", "training.selection_every=8",
-                                         "--set", "training.selection_pool=300", "--set", "training.reference_rollouts=actors"])
+                                         "--set", "training.selection_pool=300", "--set", "training.reference_rollouts=actors",
+                                         "--set", "training.batch_size=8", "--set", "training.group_size=64",
+                                         "--set", "training.max_new_tokens=40"])
         guard try await waitForSteps(2, cluster, launch) else { return }
         let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" coordinator ") }
         try #require(victims.count == 1, "expected one coordinator, found \(victims.map(\.commandLine))")
@@ -51,7 +57,7 @@ struct FaultTests {
         let metrics = cluster.metrics().filter { $0["fresh_groups"] != nil }
         let steps = metrics.compactMap { ($0["step"] as? NSNumber)?.intValue }
         #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
-        #expect(cluster.log("coordinator").contains("restored from the selection state"), "the restarted coordinator did not restore round 0.\n\(cluster.diagnostics())")
+        #expect(cluster.log("coordinator").contains("restored from the selection state"), "the restarted coordinator did not restore the round it was killed in.\n\(cluster.diagnostics())")
         // Every step trained the prompts its round planned, before the kill and after it: had the restarted
         // coordinator selected round 0 afresh, the file would hold the new plan and the early steps differ.
         let data = try Data(contentsOf: cluster.runDir.appendingPathComponent("selection-state.json"))
