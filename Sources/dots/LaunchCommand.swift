@@ -32,8 +32,8 @@ struct LaunchCommand: AsyncParsableCommand {
         --resume, from its latest checkpoint); more than 5 crashes in a row of one child stop the run. \
         When the learner has trained all its steps, every child is stopped and the launcher exits 0. \
         Ctrl-C asks the learner to write a final checkpoint (up to 30 s), then stops the rest and exits \
-        130; a second Ctrl-C kills everything at once. Launching again with the same --run-dir resumes \
-        from its checkpoints.
+        130; a second Ctrl-C kills everything at once. Launching again with the same --run-dir (or \
+        --resume RUN_DIR) resumes from its checkpoints with the run's own settings, RUN_DIR/cluster.conf.
 
         Examples:
           dots launch --steps 200
@@ -42,8 +42,8 @@ struct LaunchCommand: AsyncParsableCommand {
           dots launch --resume runs/20261125-101500     (after a crash or Ctrl-C)
         """)
 
-    @Option(help: "The cluster file: hosts, roles, endpoints and the [model] and [training] settings.")
-    var config = "cluster.conf"
+    @Option(help: "The cluster file: hosts, roles, endpoints and the [model] and [training] settings (default: cluster.conf; with --resume, the run's own RUN_DIR/cluster.conf).")
+    var config: String?
 
     @Option(help: "Training steps; the same as --set training.steps=N.")
     var steps: Int?
@@ -51,7 +51,7 @@ struct LaunchCommand: AsyncParsableCommand {
     @Option(help: "Run folder for the logs, metrics and checkpoints (default: runs/<yyyyMMdd-HHmmss>).")
     var runDir: String?
 
-    @Option(help: ArgumentHelp("Continue the run in RUN_DIR from its newest checkpoint: the same step numbering, optimizer state, replay buffer and prompt draw (an error if RUN_DIR has no checkpoint).",
+    @Option(help: ArgumentHelp("Continue the run in RUN_DIR from its newest checkpoint with its own settings (RUN_DIR/cluster.conf, which holds its --set flags; new --set flags apply on top): the same step numbering, optimizer state, replay buffer and prompt draw (an error if RUN_DIR has no checkpoint).",
                                valueName: "RUN_DIR"))
     var resume: String?
 
@@ -69,9 +69,23 @@ struct LaunchCommand: AsyncParsableCommand {
     func run() async throws {
         if verbose { setenv("DOTS_LOG_LEVEL", "debug", 1) }
         if let resume { try Self.checkResumable(resume, runDir: runDir) }
-        let plan = try LaunchPlan(configPath: config, steps: steps, runDir: resume ?? runDir, hostName: host, overrides: overrides)
+        // A resumed run keeps the settings it was started with (batch size, seed, selection…): the prompt
+        // draw and the step clock continue only if they are the same.
+        let configPath = config ?? Self.runConfig(resume ?? runDir) ?? "cluster.conf"
+        let plan = try LaunchPlan(configPath: configPath, steps: steps, runDir: resume ?? runDir, hostName: host, overrides: overrides)
         let code = await Supervisor(plan: plan).run()
         if code != 0 { throw ExitCode(code) }
+    }
+}
+
+extension LaunchCommand {
+    /// The effective config of an earlier run in `runDir` that has checkpoints to continue from, if any.
+    static func runConfig(_ runDir: String?) -> String? {
+        guard let runDir else { return nil }
+        let checkpoints = (runDir as NSString).appendingPathComponent("checkpoints")
+        let file = (runDir as NSString).appendingPathComponent("cluster.conf")
+        let resumable = !((try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? []).isEmpty
+        return resumable && FileManager.default.fileExists(atPath: file) ? file : nil
     }
 }
 

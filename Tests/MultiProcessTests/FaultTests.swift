@@ -16,7 +16,7 @@ struct FaultTests {
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
         let total = 20
-        let launch = try cluster.launch(["--steps", "\(total)"])
+        let launch = try cluster.launch(["--steps", "\(total)"] + TestCluster.longSteps)
         guard try await waitForSteps(3, cluster, launch) else { return }
         let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" coordinator ") }
         try #require(victims.count == 1, "expected one coordinator, found \(victims.map(\.commandLine))")
@@ -38,17 +38,15 @@ struct FaultTests {
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
         let predictor = try cluster.trainTinyPredictor()
-        // Rounds of 8 steps, each long enough (512 completions of 40 tokens a step) that the kill lands inside a
-        // round whose remaining steps need the saved plan, even when the test process is slow to see step 2:
-        // with the test config's 16 short completions the run once reached step 15 first and ended before the
-        // restarted coordinator was up.
+        // Rounds of 8 long steps, so the kill lands inside a round whose remaining steps need the saved plan
+        // (with the test config's short steps the run once reached step 15 first and ended before the
+        // restarted coordinator was up).
         // Two rounds, so selection-state.json still holds round 0 (it keeps the rounds a checkpoint may need).
         let total = 16
         let launch = try cluster.launch(["--steps", "\(total)", "--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
                                          "--set", "training.reference_size=8", "--set", "training.selection_every=8",
-                                         "--set", "training.selection_pool=300", "--set", "training.reference_rollouts=actors",
-                                         "--set", "training.batch_size=8", "--set", "training.group_size=64",
-                                         "--set", "training.max_new_tokens=40"])
+                                         "--set", "training.selection_pool=300", "--set", "training.reference_rollouts=actors"]
+                                        + TestCluster.longSteps)
         guard try await waitForSteps(2, cluster, launch) else { return }
         let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" coordinator ") }
         try #require(victims.count == 1, "expected one coordinator, found \(victims.map(\.commandLine))")
@@ -179,7 +177,7 @@ struct FaultTests {
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
         let total = 30
-        let first = try cluster.launch(["--steps", "\(total)"])
+        let first = try cluster.launch(["--steps", "\(total)"] + TestCluster.longSteps)
         guard try await waitForSteps(4, cluster, first) else { return }
         first.signal(SIGINT)
         let firstStatus = await first.wait(seconds: 60)

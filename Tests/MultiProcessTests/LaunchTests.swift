@@ -130,7 +130,7 @@ struct LaunchTests {
         defer { cluster.cleanUp() }
         let total = 30
         // Checkpoints every 2 steps (the test cluster's setting), so a resume loses at most one step.
-        let launch = try cluster.launch(["--steps", "\(total)"])
+        let launch = try cluster.launch(["--steps", "\(total)"] + TestCluster.longSteps)
         let deadline = Date().addingTimeInterval(150)
         while cluster.metrics().count < 5 {
             guard launch.isRunning, Date() < deadline else {
@@ -251,6 +251,11 @@ struct TestCluster {
             .write(to: configFile, atomically: true, encoding: .utf8)
     }
 
+    /// Steps of 512 completions of 40 tokens (the test config's are 16 of 8, a few hundredths of a second), for
+    /// tests that fault a run after its first steps and need it still going when the fault lands, even when
+    /// the test process, sharing two cores with the rest of the suite, is slow to see those steps.
+    static let longSteps = ["--set", "training.batch_size=8", "--set", "training.group_size=64", "--set", "training.max_new_tokens=40"]
+
     /// A tiny difficulty predictor trained on this cluster's checkpoint (a few seconds), for DOTS runs.
     func trainTinyPredictor() throws -> URL {
         let predictor = root.appendingPathComponent("predictor")
@@ -286,11 +291,12 @@ struct TestCluster {
         processes(mentioning: runDir.path).filter { $0.commandLine.contains(" actor ") && $0.commandLine.contains("--index \(index)") }
     }
 
-    /// Starts `dots launch` on this cluster, its output (stdout and stderr) to `output`.
+    /// Starts `dots launch` on this cluster (with `--config` and `--run-dir`, unless `extra` resumes a run:
+    /// then as a user would, the run's own settings), its output (stdout and stderr) to `output`.
     func launch(_ extra: [String]) throws -> Launch {
         let process = Process()
         process.executableURL = dots
-        process.arguments = ["launch", "--config", configFile.path, "--run-dir", runDir.path] + extra
+        process.arguments = ["launch"] + (extra.contains("--resume") ? [] : ["--config", configFile.path, "--run-dir", runDir.path]) + extra
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let handle = try FileHandle(forWritingTo: output)
         process.standardOutput = handle
