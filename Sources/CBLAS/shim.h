@@ -2,3 +2,5 @@
 // OpenBLAS extensions (declared in openblas_config.h / cblas.h of the pthread build).
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
+// The kernel family OpenBLAS's DYNAMIC_ARCH build chose for this CPU ("Haswell", "SkylakeX", "Prescott"…).
+char *openblas_get_corename(void);

@@ -86,7 +86,7 @@ public struct ModelBenchmark: Sendable {
     public func table(threads: Int) -> String {
         let peak = sgemmPeakGFLOPs
         return [
-            "small model, \(parameters) parameters, \(threads) thread(s)",
+            "small model, \(parameters) parameters, \(threads) thread(s), OpenBLAS \(BLASCore.name) kernels",
             String(format: "sgemm peak (n = 512/1024)      %8.1f GFLOP/s", peak),
             String(format: "training  32×64, fwd+bwd+AdamW %8.0f tokens/s %7.1f GFLOP/s  %5.1f%% of peak", trainTokensPerSecond, trainGFLOPs, 100 * trainGFLOPs / peak),
             String(format: "          per step: forward %.0f ms, backward %.0f ms, AdamW %.0f ms", trainMillis.forward, trainMillis.backward, trainMillis.optimizer),

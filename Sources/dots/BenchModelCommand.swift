@@ -37,7 +37,7 @@ struct BenchModelCommand: AsyncParsableCommand {
         bar.update(fraction: 1, "done in \(formatDuration(Date().timeIntervalSince(start)))")
         bar.finish()
         let result: [String: Any] = [
-            "threads": compute.threads, "rounds": rounds, "parameters": r.parameters, "matmul_parameters": r.matmulParameters,
+            "threads": compute.threads, "blas_core": BLASCore.name, "rounds": rounds, "parameters": r.parameters, "matmul_parameters": r.matmulParameters,
             "sgemm_peak_gflops": r.sgemmPeakGFLOPs,
             "train_tokens_per_s": r.trainTokensPerSecond, "train_gflops": r.trainGFLOPs,
             "train_fraction_of_peak": r.trainGFLOPs / r.sgemmPeakGFLOPs,

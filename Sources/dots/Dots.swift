@@ -1,7 +1,17 @@
 import ArgumentParser
+import Model
+
+/// The entry point: first makes sure OpenBLAS runs kernels that fit this CPU (it may start the process
+/// again with OPENBLAS_CORETYPE set; see BLASCore), then parses the command line.
+@main
+enum Entry {
+    static func main() async {
+        BLASCore.adoptBetterCore()
+        await Dots.main()
+    }
+}
 
 /// `dots`: the one executable of Dots. Every role and tool is a subcommand.
-@main
 struct Dots: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dots",

@@ -195,3 +195,16 @@ func checkpointRoundTripIsBitExact(tied: Bool) throws {
     let worst = zip(model.parameters.array, p).map { abs(Double($0) - $1) }.max()!
     #expect(worst < 1e-5, "max difference \(worst)")
 }
+
+@Test("OpenBLAS's kernel choice: a pre-AVX2 fallback on an AVX2 or AVX-512 CPU is replaced, a fitting choice is kept")
+func blasCoreChoice() {
+    let avx512: Set<String> = ["sse3", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"]
+    #expect(BLASCore.betterCoreType(current: "Prescott", cpuFlags: avx512) == "SkylakeX")
+    #expect(BLASCore.betterCoreType(current: "Prescott", cpuFlags: ["sse3", "avx", "avx2", "fma"]) == "Haswell")
+    #expect(BLASCore.betterCoreType(current: "Sandybridge", cpuFlags: ["avx", "avx2", "fma", "avx512f"]) == "Haswell")
+    // Already fitting, or a CPU the fallback is right for: nothing to change.
+    #expect(BLASCore.betterCoreType(current: "Haswell", cpuFlags: avx512) == nil)
+    #expect(BLASCore.betterCoreType(current: "Zen", cpuFlags: avx512) == nil)
+    #expect(BLASCore.betterCoreType(current: "Prescott", cpuFlags: ["sse3", "avx"]) == nil)
+    #expect(!BLASCore.name.isEmpty && BLASCore.name != "unknown")
+}
