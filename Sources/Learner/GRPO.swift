@@ -45,6 +45,9 @@ public struct GRPOSettings: Sendable {
     public var temperature: Float = 1
     public var divideByStd = true
     public var maxGradNorm: Float = 1
+    /// Compute each group's prompt once for all its completions (a `TokenBatch` parent) instead of once
+    /// per completion: the same loss and gradients, about half the rows on the built-in tasks.
+    public var sharePrompts = true
     public init() {}
 }
 
@@ -68,30 +71,47 @@ public final class GRPOUpdater: @unchecked Sendable {
         optimizer = AdamW(model: model, learningRate: settings.learningRate, weightDecay: 0, maxGradNorm: settings.maxGradNorm)
     }
 
-    /// The rows of one group's sequences: row i predicts token i+1, so completion token k (at position
-    /// P + k) is predicted by row P + k − 1.
+    /// The rows of a mini-batch's sequences: row i predicts token i+1. With `sharePrompts` a group's
+    /// prompt but its last token is one parent sequence, and each completion's sequence is that last
+    /// token then the completion, so completion token k is predicted by the sequence's row k; otherwise
+    /// each sequence is the whole prompt then the completion, and completion token k (at position P + k)
+    /// is predicted by row P + k − 1.
     struct Packed {
-        var sequences: [[Int32]] = []
+        var sequences: [[Int32]] = [], parents: [Int] = []
         var advantages: [Float] = [], behaviour: [Float] = [], mask: [Float] = []
         var tokens = 0
+
+        mutating func append(_ sequence: [Int32], parent: Int = -1) {
+            sequences.append(sequence)
+            parents.append(parent)
+            advantages += [Float](repeating: 0, count: sequence.count)
+            behaviour += [Float](repeating: 0, count: sequence.count)
+            mask += [Float](repeating: 0, count: sequence.count)
+        }
+
+        var batch: TokenBatch { TokenBatch(sequences: sequences, parents: parents) }
     }
 
     func pack(_ groups: [TrainingGroup]) -> Packed {
         var p = Packed()
         for g in groups {
             let adv = groupAdvantages(g.completions.map(\.reward), divideByStd: settings.divideByStd)
-            for (c, a) in zip(g.completions, adv) {
-                p.tokens += c.tokens.count
-                // A zero advantage contributes nothing but its tokens to the token mean: skip its compute.
-                guard a != 0, !c.tokens.isEmpty else { continue }
-                let seq = g.promptTokens + c.tokens
-                let rowStart = p.advantages.count, promptLen = g.promptTokens.count
-                p.sequences.append(seq)
-                p.advantages += [Float](repeating: 0, count: seq.count)
-                p.behaviour += [Float](repeating: 0, count: seq.count)
-                p.mask += [Float](repeating: 0, count: seq.count)
+            p.tokens += g.completions.map(\.tokens.count).reduce(0, +)
+            // A zero advantage contributes nothing but its tokens to the token mean: skip its compute.
+            let trained = zip(g.completions, adv).filter { $0.1 != 0 && !$0.0.tokens.isEmpty }
+            guard !trained.isEmpty else { continue }
+            let promptLen = g.promptTokens.count
+            var parent = -1, head = g.promptTokens
+            if settings.sharePrompts && promptLen >= 2 {
+                parent = p.sequences.count
+                p.append(Array(g.promptTokens.dropLast()))
+                head = [g.promptTokens[promptLen - 1]]
+            }
+            for (c, a) in trained {
+                let rowStart = p.advantages.count
+                p.append(head + c.tokens, parent: parent)
                 for k in 0..<c.tokens.count {
-                    let row = rowStart + promptLen + k - 1
+                    let row = rowStart + head.count + k - 1
                     p.advantages[row] = a
                     p.behaviour[row] = c.logProbs[k]
                     p.mask[row] = 1
@@ -119,7 +139,7 @@ public final class GRPOUpdater: @unchecked Sendable {
         var gapSum = 0.0, gapN = 0
         for (b, fresh) in zip(batches, onPolicy) {
             guard !b.sequences.isEmpty, !fresh else { old.append(nil); continue }
-            let lp = try model.targetLogProbs(TokenBatch(sequences: b.sequences), temperature: settings.temperature)
+            let lp = try model.targetLogProbs(b.batch, temperature: settings.temperature)
             for i in 0..<lp.count where b.mask[i] > 0 { gapSum += Double(abs(lp[i] - b.behaviour[i])); gapN += 1 }
             old.append(lp)
         }
@@ -132,7 +152,7 @@ public final class GRPOUpdater: @unchecked Sendable {
                                    mask: b.mask, epsilon: settings.clipEpsilon, temperature: settings.temperature,
                                    normalizer: Float(b.tokens))
             model.zeroGradients()
-            let r = try model.loss(TokenBatch(sequences: b.sequences), .ppoClip(inputs))
+            let r = try model.loss(b.batch, .ppoClip(inputs))
             stats.gradNorm = Double(optimizer.update(model))
             stats.loss += r.loss
             stats.clipFraction += r.clipFraction

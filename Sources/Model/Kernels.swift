@@ -156,39 +156,85 @@ func swigluBackward(dgu: FPtr, dh: CFPtr, gu: CFPtr, n: Int, inter: Int) {
     }
 }
 
-/// Causal self-attention of one sequence of length T, all heads.
+/// Keys and values a sequence sees before its own rows: those of the prompt it continues (a `TokenBatch`
+/// parent), `count` rows `qkvStride` apart like the sequence's own. For the backward, `dk` and `dv` are
+/// where the prompt rows' key and value gradients accumulate.
+struct AttentionPrefix {
+    var k: CFPtr, v: CFPtr, count: Int
+    var dk: FPtr? = nil, dv: FPtr? = nil
+}
+
+/// Floats of scratch `attentionForward` needs for T query rows after P prefix rows.
+func attentionForwardScratch(t: Int, prefix: Int, headDim: Int) -> Int {
+    let len = prefix + t
+    return (len + 7) / 8 * 8 * (headDim + 1) + (prefix > 0 ? len * headDim : 0)
+}
+
+/// Floats of scratch `attentionBackward` needs for T query rows after P prefix rows.
+func attentionBackwardScratch(t: Int, prefix: Int, headDim: Int) -> Int {
+    t * (prefix + t) + (prefix > 0 ? 4 * (prefix + t) * headDim : 0)
+}
+
+/// Causal self-attention of one sequence of length T, all heads, optionally after P prefix rows (a
+/// shared prompt: the sequence's row i sees the P prefix positions and its own rows 0…i).
 /// q (T, H·D), k/v (T, KV·D), rows `qkvStride` apart when they are slices of one fused q|k|v product;
-/// probs (H, T, T) saved for the backward (zero above the diagonal); out (T, H·D). Query head h reads
-/// key/value head h / (H/KV) (grouped-query attention). Each key/value head's keys are first copied into
-/// eight-position tiles (`attendTiled`'s layout), so row i scores only its i + 1 visible positions, eight
-/// at a time. `scratch` holds ⌈T/8⌉·8·(D + 1) floats.
+/// probs (H, T, P + T) saved for the backward (zero past each row's last visible position); out (T, H·D).
+/// Query head h reads key/value head h / (H/KV) (grouped-query attention). Each key/value head's keys
+/// are first copied into eight-position tiles (`attendTiled`'s layout), so row i scores only its
+/// P + i + 1 visible positions, eight at a time; with a prefix the values are gathered into one run too.
+/// `scratch` holds `attentionForwardScratch` floats.
 func attentionForward(out: FPtr, probs: FPtr, q: CFPtr, k: CFPtr, v: CFPtr, t: Int,
-                      heads: Int, kvHeads: Int, headDim: Int, qkvStride: Int? = nil, scratch: FPtr) {
+                      heads: Int, kvHeads: Int, headDim: Int, qkvStride: Int? = nil, scratch: FPtr,
+                      prefix: AttentionPrefix? = nil) {
     let os = heads * headDim, qs = qkvStride ?? os, ks = qkvStride ?? kvHeads * headDim, group = heads / kvHeads
-    let scale = 1 / Float(headDim).squareRoot(), padded = (t + 7) / 8 * 8
-    let tiles = scratch, scores = scratch + padded * headDim
+    let pre = prefix?.count ?? 0, len = pre + t
+    let scale = 1 / Float(headDim).squareRoot(), padded = (len + 7) / 8 * 8
+    let tiles = scratch, scores = scratch + padded * headDim, gathered = scores + padded
     for kh in 0..<kvHeads {
-        tileKeys(tiles, k + kh * headDim, rowStride: ks, t: t, d: headDim)
+        var values = v + kh * headDim, vStride = ks
+        if let prefix, pre > 0 {
+            for p in 0..<pre { storeKey(tiles, position: p, prefix.k + p * ks + kh * headDim, d: headDim) }
+            tileKeys(tiles, k + kh * headDim, rowStride: ks, t: t, d: headDim, from: pre)
+            gatherRows(gathered, prefix.v + kh * headDim, v + kh * headDim, stride: ks, prefix: pre, t: t, d: headDim)
+            values = CFPtr(gathered)
+            vStride = headDim
+        } else {
+            tileKeys(tiles, k + kh * headDim, rowStride: ks, t: t, d: headDim)
+        }
         for h in (kh * group)..<((kh + 1) * group) {
-            let p = probs + h * t * t
+            let p = probs + h * t * len
             for i in 0..<t {
-                attendTiled(q: q + i * qs + h * headDim, kT: tiles, v: v + kh * headDim, vStride: ks, len: i + 1,
+                attendTiled(q: q + i * qs + h * headDim, kT: tiles, v: values, vStride: vStride, len: pre + i + 1,
                             d: headDim, scale: scale, scores: scores, out: out + i * os + h * headDim,
-                            probs: p + i * t)
-                (p + i * t + i + 1).update(repeating: 0, count: t - i - 1)
+                            probs: p + i * len)
+                (p + i * len + pre + i + 1).update(repeating: 0, count: t - i - 1)
             }
         }
     }
 }
 
 /// Copies T key rows of `d` floats (rows `rowStride` apart) into eight-position transposed tiles
-/// (`storeKey`'s layout); the last tile's unused lanes are zeroed.
-func tileKeys(_ tiles: FPtr, _ k: CFPtr, rowStride: Int, t: Int, d: Int) {
-    for p in 0..<t { storeKey(tiles, position: p, k + p * rowStride, d: d) }
-    for p in t..<((t + 7) / 8 * 8) {
+/// (`storeKey`'s layout) at positions `from` ..< `from` + T; the last tile's unused lanes are zeroed.
+func tileKeys(_ tiles: FPtr, _ k: CFPtr, rowStride: Int, t: Int, d: Int, from: Int = 0) {
+    for p in 0..<t { storeKey(tiles, position: from + p, k + p * rowStride, d: d) }
+    for p in (from + t)..<((from + t + 7) / 8 * 8) {
         let dst = tiles + (p / 8) * 8 * d + p % 8
         for j in 0..<d { dst[8 * j] = 0 }
     }
+}
+
+/// dst (P + T, D) = the P rows of `prefix` then the T rows of `own`, each `d` floats, rows `stride` apart.
+@inline(__always)
+func gatherRows(_ dst: FPtr, _ prefix: CFPtr, _ own: CFPtr, stride: Int, prefix count: Int, t: Int, d: Int) {
+    for r in 0..<count { (dst + r * d).update(from: prefix + r * stride, count: d) }
+    for r in 0..<t { (dst + (count + r) * d).update(from: own + r * stride, count: d) }
+}
+
+/// The inverse of `gatherRows`, adding: the first P rows of `src` into `prefix`, the rest into `own`.
+@inline(__always)
+func scatterAddRows(_ src: CFPtr, _ prefix: FPtr, _ own: FPtr, stride: Int, prefix count: Int, t: Int, d: Int) {
+    for r in 0..<count { axpy(prefix + r * stride, 1, src + r * d, d) }
+    for r in 0..<t { axpy(own + r * stride, 1, src + (count + r) * d, d) }
 }
 
 /// Writes the key of position `p` (`d` floats) into eight-position transposed tiles:
@@ -200,33 +246,45 @@ func storeKey(_ tiles: FPtr, position p: Int, _ key: CFPtr, d: Int) {
 }
 
 /// Backward of `attentionForward`: dq is overwritten, dk and dv accumulate (heads of one group share
-/// them). `scratch` holds T·T floats.
+/// them), and so do the prefix's `dk` and `dv`. `scratch` holds `attentionBackwardScratch` floats.
 func attentionBackward(dq: FPtr, dk: FPtr, dv: FPtr, dout: CFPtr, probs: CFPtr, q: CFPtr, k: CFPtr,
                        v: CFPtr, t: Int, heads: Int, kvHeads: Int, headDim: Int, qkvStride: Int? = nil,
-                       scratch: FPtr) {
+                       scratch: FPtr, prefix: AttentionPrefix? = nil) {
     let os = heads * headDim, qs = qkvStride ?? os, ks = qkvStride ?? kvHeads * headDim, group = heads / kvHeads
     let scale = 1 / Float(headDim).squareRoot()
-    for h in 0..<heads {
-        let kh = h / group
-        let p = probs + h * t * t
-        let dp = scratch
-        // dP = dO_h V_hᵀ (T,T);  dV_h += Pᵀ dO_h
-        gemm(false, true, m: t, n: t, k: headDim, dout + h * headDim, lda: os, v + kh * headDim, ldb: ks,
-             beta: 0, dp, ldc: t)
-        gemm(true, false, m: t, n: headDim, k: t, p, lda: t, dout + h * headDim, ldb: os,
-             beta: 1, dv + kh * headDim, ldc: ks)
-        // dS = P ⊙ (dP − rowsum(dP ⊙ P))
-        for i in 0..<t {
-            let pr = p + i * t, dr = dp + i * t
-            let dot = dotProduct(pr, dr, i + 1)
-            for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) }
-            (dr + i + 1).update(repeating: 0, count: t - i - 1)
+    let pre = prefix?.count ?? 0, len = pre + t, d = headDim
+    let dp = scratch
+    // Without a prefix K, V, dK and dV are read and written in place; with one, each key/value head's
+    // P + T rows are gathered into one run first and the gradients scattered back after its heads.
+    let kBuf = scratch + t * len, vBuf = kBuf + len * d, dkBuf = vBuf + len * d, dvBuf = dkBuf + len * d
+    for kh in 0..<kvHeads {
+        var kh0 = k + kh * d, vh0 = v + kh * d, dk0 = dk + kh * d, dv0 = dv + kh * d, stride = ks
+        if let prefix, pre > 0 {
+            gatherRows(kBuf, prefix.k + kh * d, k + kh * d, stride: ks, prefix: pre, t: t, d: d)
+            gatherRows(vBuf, prefix.v + kh * d, v + kh * d, stride: ks, prefix: pre, t: t, d: d)
+            dkBuf.update(repeating: 0, count: 2 * len * d)
+            kh0 = CFPtr(kBuf); vh0 = CFPtr(vBuf); dk0 = dkBuf; dv0 = dvBuf; stride = d
         }
-        // dQ_h = scale · dS K_h;  dK_h += scale · dSᵀ Q_h
-        gemm(false, false, m: t, n: headDim, k: t, alpha: scale, dp, lda: t, k + kh * headDim, ldb: ks,
-             beta: 0, dq + h * headDim, ldc: qs)
-        gemm(true, false, m: t, n: headDim, k: t, alpha: scale, dp, lda: t, q + h * headDim, ldb: qs,
-             beta: 1, dk + kh * headDim, ldc: ks)
+        for h in (kh * group)..<((kh + 1) * group) {
+            let p = probs + h * t * len
+            // dP = dO_h V_hᵀ (T, P+T);  dV_h += Pᵀ dO_h
+            gemm(false, true, m: t, n: len, k: d, dout + h * d, lda: os, vh0, ldb: stride, beta: 0, dp, ldc: len)
+            gemm(true, false, m: len, n: d, k: t, p, lda: len, dout + h * d, ldb: os, beta: 1, dv0, ldc: stride)
+            // dS = P ⊙ (dP − rowsum(dP ⊙ P))
+            for i in 0..<t {
+                let pr = p + i * len, dr = dp + i * len, seen = pre + i + 1
+                let dot = dotProduct(pr, dr, seen)
+                for j in 0..<seen { dr[j] = pr[j] * (dr[j] - dot) }
+                (dr + seen).update(repeating: 0, count: len - seen)
+            }
+            // dQ_h = scale · dS K_h;  dK_h += scale · dSᵀ Q_h
+            gemm(false, false, m: t, n: d, k: len, alpha: scale, dp, lda: len, kh0, ldb: stride, beta: 0, dq + h * d, ldc: qs)
+            gemm(true, false, m: len, n: d, k: t, alpha: scale, dp, lda: len, q + h * d, ldb: qs, beta: 1, dk0, ldc: stride)
+        }
+        if let prefix, pre > 0, let pdk = prefix.dk, let pdv = prefix.dv {
+            scatterAddRows(dkBuf, pdk + kh * d, dk + kh * d, stride: ks, prefix: pre, t: t, d: d)
+            scatterAddRows(dvBuf, pdv + kh * d, dv + kh * d, stride: ks, prefix: pre, t: t, d: d)
+        }
     }
 }
 

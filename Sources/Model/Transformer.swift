@@ -1,17 +1,39 @@
 import Foundation
 
 /// Sequences packed back to back (no padding): row i of every activation is token i of the batch.
-/// Positions restart at 0 for each sequence; attention never crosses a sequence boundary.
+/// Positions restart at 0 for each sequence; attention never crosses a sequence boundary, except into
+/// a sequence's parent: a sequence may continue another one (a prompt shared by a group's completions,
+/// computed once), its positions then start after the parent's rows and its attention sees every parent
+/// row before its own. Targets stay within a sequence.
 public struct TokenBatch: Sendable {
     public let tokens: [Int32]
     /// Sequence s occupies rows seqStarts[s] ..< seqStarts[s+1].
     public let seqStarts: [Int]
+    /// The sequence each one continues (an earlier one without a parent of its own), or −1.
+    public let parents: [Int]
 
     public init(sequences: [[Int32]]) {
+        self.init(sequences: sequences, parents: [Int](repeating: -1, count: sequences.count))
+    }
+
+    /// - Parameter parents: per sequence, the index of an earlier sequence with no parent whose rows it
+    ///   continues, or −1.
+    public init(sequences: [[Int32]], parents: [Int]) {
+        precondition(parents.count == sequences.count, "one parent entry per sequence")
+        for (s, p) in parents.enumerated() where p >= 0 {
+            precondition(p < s && parents[p] < 0, "sequence \(s)'s parent \(p) must come earlier and have no parent")
+        }
         var starts = [0], tokens: [Int32] = []
         for s in sequences { tokens += s; starts.append(tokens.count) }
         self.tokens = tokens
         seqStarts = starts
+        self.parents = parents
+    }
+
+    /// Rows of sequence s's parent (0 without one): the position of its first row.
+    public func prefixLength(_ s: Int) -> Int {
+        let p = parents[s]
+        return p < 0 ? 0 : seqStarts[p + 1] - seqStarts[p]
     }
 
     public var rowCount: Int { tokens.count }
@@ -92,10 +114,12 @@ public final class Transformer: @unchecked Sendable {
         let kvd = config.kvDim, inter = config.intermediateSize, heads = config.numAttentionHeads
         var o = ActivationOffsets()
         var probTotal = 0
+        var scratch = 0
         for s in 0..<batch.sequenceCount {
             o.probOffsets.append(probTotal)
-            let t = batch.seqStarts[s + 1] - batch.seqStarts[s]
-            probTotal += heads * t * t
+            let t = batch.seqStarts[s + 1] - batch.seqStarts[s], pre = batch.prefixLength(s)
+            probTotal += heads * t * (pre + t)
+            scratch = max(scratch, attentionForwardScratch(t: t, prefix: pre, headDim: config.headDim))
         }
         var off = 0
         func take(_ k: Int) -> Int { defer { off += k }; return off }
@@ -105,9 +129,7 @@ public final class Transformer: @unchecked Sendable {
         o.perLayer = off
         off = o.perLayer * config.numHiddenLayers
         o.xOut = take(n * c); o.lnf = take(n * c); o.rstdf = take(n); o.logits = take(n * config.vocabSize)
-        var maxT = 0
-        for s in 0..<batch.sequenceCount { maxT = max(maxT, batch.seqStarts[s + 1] - batch.seqStarts[s]) }
-        o.attScratch = take((maxT + 7) / 8 * 8 * (config.headDim + 1))
+        o.attScratch = take(scratch)
         o.total = off
         return o
     }
@@ -117,8 +139,8 @@ public final class Transformer: @unchecked Sendable {
     @discardableResult
     public func forward(_ batch: TokenBatch) throws -> UnsafeBufferPointer<Float> {
         try checkTokens(batch.tokens)
-        for s in 0..<batch.sequenceCount where batch.seqStarts[s + 1] - batch.seqStarts[s] > config.maxPositionEmbeddings {
-            throw ModelError.input("A sequence of \(batch.seqStarts[s + 1] - batch.seqStarts[s]) tokens exceeds max_position_embeddings \(config.maxPositionEmbeddings).")
+        for s in 0..<batch.sequenceCount where batch.prefixLength(s) + batch.seqStarts[s + 1] - batch.seqStarts[s] > config.maxPositionEmbeddings {
+            throw ModelError.input("A sequence of \(batch.prefixLength(s) + batch.seqStarts[s + 1] - batch.seqStarts[s]) tokens exceeds max_position_embeddings \(config.maxPositionEmbeddings).")
         }
         let n = batch.rowCount, c = config.hiddenSize, heads = config.numAttentionHeads
         let kvHeads = config.numKeyValueHeads, d = config.headDim, hd = heads * d, kvd = config.kvDim
@@ -129,7 +151,8 @@ public final class Transformer: @unchecked Sendable {
         lastBatch = batch
         positions = [Int32](repeating: 0, count: n)
         for s in 0..<batch.sequenceCount {
-            for i in batch.seqStarts[s]..<batch.seqStarts[s + 1] { positions[i] = Int32(i - batch.seqStarts[s]) }
+            let first = batch.prefixLength(s)
+            for i in batch.seqStarts[s]..<batch.seqStarts[s + 1] { positions[i] = Int32(first + i - batch.seqStarts[s]) }
         }
         let a = acts.reserve(o.total), p = parameters.ptr, L = layout
 
@@ -151,10 +174,13 @@ public final class Transformer: @unchecked Sendable {
                     let r0 = batch.seqStarts[s], t = batch.seqStarts[s + 1] - r0
                     if t == 0 { continue }
                     let rows = qkv + r0 * qkvDim
+                    let parent = batch.parents[s], parentRows = qkv + (parent < 0 ? 0 : batch.seqStarts[parent]) * qkvDim
                     attentionForward(out: base + o.att + r0 * hd, probs: base + o.probs + o.probOffsets[s],
                                      q: rows, k: rows + hd, v: rows + hd + kvd,
                                      t: t, heads: heads, kvHeads: kvHeads, headDim: d, qkvStride: qkvDim,
-                                     scratch: a + o.attScratch)
+                                     scratch: a + o.attScratch,
+                                     prefix: parent < 0 ? nil : AttentionPrefix(k: parentRows + hd, v: parentRows + hd + kvd,
+                                                                                count: batch.prefixLength(s)))
                 }
                 // x_mid = x + O·att, the residual added by the product (β = 1)
                 let xMid = base + o.xMid
@@ -183,14 +209,17 @@ public final class Transformer: @unchecked Sendable {
         let kvHeads = config.numKeyValueHeads, d = config.headDim, hd = heads * d, kvd = config.kvDim
         let inter = config.intermediateSize, vocab = config.vocabSize
         let a = acts.buffer.ptr, p = parameters.ptr, g = gradients.ptr, L = layout
-        var maxT = 0
-        for s in 0..<batch.sequenceCount { maxT = max(maxT, batch.seqStarts[s + 1] - batch.seqStarts[s]) }
+        var attScratch = 0
+        for s in 0..<batch.sequenceCount {
+            attScratch = max(attScratch, attentionBackwardScratch(t: batch.seqStarts[s + 1] - batch.seqStarts[s],
+                                                                  prefix: batch.prefixLength(s), headDim: d))
+        }
 
         var off = 0
         func take(_ k: Int) -> Int { defer { off += k }; return off }
         let qkvDim = hd + 2 * kvd
         let oDx = take(n * c), oDln = take(n * c), oDatt = take(n * hd), oDqkv = take(n * qkvDim)
-        let oDgu = take(n * 2 * inter), oDh = take(n * inter), oScr = take(maxT * maxT)
+        let oDgu = take(n * 2 * inter), oDh = take(n * inter), oScr = take(attScratch)
         let sb = grads.reserve(off)
         let dx = sb + oDx, dln = sb + oDln, datt = sb + oDatt, dqkv = sb + oDqkv
         let dgu = sb + oDgu, dh = sb + oDh, scr = sb + oScr
@@ -221,10 +250,15 @@ public final class Transformer: @unchecked Sendable {
                     let r0 = batch.seqStarts[s], t = batch.seqStarts[s + 1] - r0
                     if t == 0 { continue }
                     let rows = base + o.qkv + r0 * qkvDim, drows = dqkv + r0 * qkvDim
+                    // A parent's key and value rows also collect the gradient of every sequence continuing it.
+                    let parent = batch.parents[s], pr0 = parent < 0 ? 0 : batch.seqStarts[parent]
+                    let pRows = base + o.qkv + pr0 * qkvDim, pdRows = dqkv + pr0 * qkvDim
                     attentionBackward(dq: drows, dk: drows + hd, dv: drows + hd + kvd, dout: datt + r0 * hd,
                                       probs: base + o.probs + o.probOffsets[s], q: rows, k: rows + hd,
                                       v: rows + hd + kvd, t: t, heads: heads, kvHeads: kvHeads, headDim: d,
-                                      qkvStride: qkvDim, scratch: scr)
+                                      qkvStride: qkvDim, scratch: scr,
+                                      prefix: parent < 0 ? nil : AttentionPrefix(k: pRows + hd, v: pRows + hd + kvd, count: batch.prefixLength(s),
+                                                                                 dk: pdRows + hd, dv: pdRows + hd + kvd))
                 }
                 ropeApply(dqkv, positions: pos.baseAddress!, n: n, heads: heads, headDim: d, rowStride: qkvDim, tables: rope, inverse: true)
                 ropeApply(dqkv + hd, positions: pos.baseAddress!, n: n, heads: kvHeads, headDim: d, rowStride: qkvDim, tables: rope, inverse: true)

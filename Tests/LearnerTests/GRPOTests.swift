@@ -95,3 +95,39 @@ import Testing
     let sc = try ub.update(stale, onPolicyVersion: 7)
     #expect(sc.behaviourGap > 0)
 }
+
+/// Computing each group's prompt once for all its completions is the same update as repeating it in
+/// front of each completion, across mini-batches and with π_old recomputed.
+@Test func sharingPromptsGivesTheSameUpdate() throws {
+    let reference = try Transformer(config: .tiny())
+    reference.initialize(seed: 5)
+    let groups: [TrainingGroup] = (0..<5).map { g in
+        let prompt: [Int32] = g == 4 ? [1] : [1, Int32(20 + g), 21, Int32(22 + g)]
+        let comps: [[Int32]] = [[30, 31, 2], [40, Int32(41 + g), 2], [50, 2], [33, 2]]
+        return TrainingGroup(
+            promptID: UInt64(g), promptTokens: prompt,
+            completions: comps.enumerated().map { k, c in
+                let lp = try! reference.targetLogProbs(TokenBatch(sequences: [prompt + c]))
+                // Slightly off-policy behaviour log-probs, so the clip and the π_old pass matter.
+                return (c, lp[(prompt.count - 1)..<(prompt.count - 1 + c.count)].map { $0 - 0.05 * Float(k) }, Float((k + g) % 3 == 0 ? 1 : 0))
+            },
+            weightsVersion: 3, actorID: 1000, generationSeconds: 0)
+    }
+    func trained(share: Bool) throws -> (Transformer, UpdateStats) {
+        var s = GRPOSettings()
+        s.learningRate = 1e-2
+        s.miniBatchGroups = 2
+        s.sharePrompts = share
+        let m = try Transformer(config: .tiny())
+        m.initialize(seed: 5)
+        let stats = try GRPOUpdater(model: m, settings: s).update(groups)
+        return (m, stats)
+    }
+    let (a, sa) = try trained(share: true), (b, sb) = try trained(share: false)
+    #expect(sa.miniBatches == 3 && sb.miniBatches == 3 && sa.tokens == sb.tokens)
+    #expect(abs(sa.loss - sb.loss) < 1e-5 && abs(sa.behaviourGap - sb.behaviourGap) < 1e-5 && sa.clipFraction == sb.clipFraction)
+    let worst = zip(a.parameters.array, b.parameters.array).map { abs($0 - $1) }.max()!
+    #expect(worst < 1e-5, "parameters differ by \(worst)")
+    let moved = zip(a.parameters.array, reference.parameters.array).map { abs($0 - $1) }.max()!
+    #expect(moved > 1e-3, "the update did not move the model")
+}

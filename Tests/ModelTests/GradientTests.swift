@@ -198,3 +198,47 @@ func wholeModelCrossEntropyGradient(tied: Bool) throws {
                            mask: (0..<n).map { $0 % 4 == 0 ? 0 : 1 }, temperature: 0.7)
     try wholeModelCheck(model, batch, .ppoClip(inputs))
 }
+
+/// A batch where two sequences continue a shared prompt (a parent) and one stands alone: the whole
+/// model's gradient, parent rows included, against finite differences.
+@Test func wholeModelGradientWithASharedPrompt() throws {
+    let model = try tinyModel(seed: 41)
+    var rng = SplitMix64(seed: 42)
+    let seqs: [[Int32]] = [5, 3, 4, 6].map { n in (0..<n).map { _ in Int32(rng.next() % 100) } }
+    let batch = TokenBatch(sequences: seqs, parents: [-1, 0, 0, -1])
+    let w = (0..<batch.rowCount).map { _ in Float(rng.next() % 3) }
+    try wholeModelCheck(model, batch, .crossEntropy(weights: w))
+}
+
+/// A group's prompt computed once (a parent sequence the completions continue) gives each completion
+/// the log-probs, loss and gradients of the prompt repeated in front of it.
+@Test func sharedPromptEqualsRepeatedPrompt() throws {
+    let model = try tinyModel(seed: 31)
+    var rng = SplitMix64(seed: 32)
+    let prompt: [Int32] = (0..<6).map { _ in Int32(rng.next() % 100) }
+    let completions: [[Int32]] = [3, 5, 1, 4].map { n in (0..<n).map { _ in Int32(rng.next() % 100) } }
+    let full = TokenBatch(sequences: completions.map { prompt + $0 })
+    let shared = TokenBatch(sequences: [Array(prompt.dropLast())] + completions.map { [prompt.last!] + $0 },
+                            parents: [-1] + completions.map { _ in 0 })
+    #expect(shared.rowCount < full.rowCount)
+    let lpFull = try model.targetLogProbs(full, temperature: 0.8), lpShared = try model.targetLogProbs(shared, temperature: 0.8)
+    var wFull = [Float](repeating: 0, count: full.rowCount), wShared = [Float](repeating: 0, count: shared.rowCount)
+    for (j, c) in completions.enumerated() {
+        for k in 0..<c.count {
+            // Completion j's token k: row P − 1 + k of its full sequence, row k of its shared one.
+            let rf = full.seqStarts[j] + prompt.count - 1 + k, rs = shared.seqStarts[j + 1] + k
+            #expect(abs(lpFull[rf] - lpShared[rs]) < 1e-5, "completion \(j) token \(k): \(lpFull[rf]) vs \(lpShared[rs])")
+            wFull[rf] = Float(j + 1) / 2
+            wShared[rs] = Float(j + 1) / 2
+        }
+    }
+    model.zeroGradients()
+    let lossFull = try model.loss(full, .crossEntropy(weights: wFull)).loss
+    let gFull = model.gradients.array
+    model.zeroGradients()
+    let lossShared = try model.loss(shared, .crossEntropy(weights: wShared)).loss
+    let gShared = model.gradients.array
+    #expect(abs(lossFull - lossShared) < 1e-5)
+    let scale = gFull.map(abs).max()!, worst = zip(gFull, gShared).map { abs($0 - $1) }.max()!
+    #expect(scale > 0 && worst < 1e-4 * scale, "gradients differ by \(worst) (largest \(scale))")
+}
