@@ -42,6 +42,12 @@ public final class CoordinatorNode {
     /// `training.reference_rollouts = "actors"`: the round's reference prompts are actor work, and this is
     /// the round collecting their groups (with the steps it selects for).
     var referenceOnActors: Bool { config.string("training.reference_rollouts") == "actors" }
+    /// `training.reference_lead`: a round's reference rollouts start this many steps before its first
+    /// step, so they run while the learner updates (on the weights of that earlier version).
+    var referenceLead: Int { selector == nil ? 0 : config.int("training.reference_lead") ?? 0 }
+    /// With a lead, a round's informative reference groups wait here until the learner trains the round's
+    /// first step (sent earlier they would count toward the step before).
+    var pendingFeed: (start: Int, groups: [RolloutGroup])?
     var reference: (work: ReferenceWork, start: Int, counts: [Int], draw: DotsSelector.ReferenceDraw)?
     /// The reference prompts of the latest complete round: a late second group of one is no bad message.
     var completedReferences: Set<UInt64> = []
@@ -136,7 +142,9 @@ public final class CoordinatorNode {
         }
         let t = config.training
         // A selection round's reference prompts go before any training work: the round's steps wait on them.
-        if reference != nil {
+        // With a lead they go after it: the step before the round is trained first, the references fill
+        // the actors' wait for its update.
+        if reference != nil && (referenceLead == 0 || !scheduler.hasQueuedWork) {
             let ids = reference!.work.grant(actor: req.actorID, capacity: Int(req.capacity))
             if !ids.isEmpty {
                 _ = scheduler.grant(actor: req.actorID, capacity: 0)
@@ -195,6 +203,7 @@ public final class CoordinatorNode {
                 scheduler.rewind(toVersion: Int(version))
                 selectedThrough = scheduler.nextStep
                 if reference != nil { reference = nil; selectionInFlight = false }
+                pendingFeed = nil
                 log.info("the learner re-sent its weights (it resumed, or its connection came back); its steps are issued again",
                          metadata: ["weights_version": "\(version)"])
                 if !selectionInFlight { restoreSelection(learnerAt: Int(version)) }
@@ -337,9 +346,19 @@ extension CoordinatorNode {
         guard let w = weights else { return }
         let version = Int(w.version), t = config.training, mu = t.selectionEvery
         if let selector {
-            if selectionInFlight { return }
+            if let feed = pendingFeed, version >= feed.start {
+                send(feed.groups)
+                pendingFeed = nil
+            }
+            // Issues the steps the version allows that are already selected (all of them without a lead
+            // while a round is in flight: the round's own steps come after it).
+            func issueSelected() {
+                let through = min(version, selectedThrough - 1 - t.maxLag)
+                if through >= 0 && through + t.maxLag >= scheduler.nextStep { scheduler.advance(toVersion: through) }
+            }
+            if selectionInFlight { issueSelected(); return }
             selectedThrough = max(selectedThrough, scheduler.nextStep, version)
-            if selectedThrough <= version + t.maxLag && selectedThrough < t.steps {
+            if selectedThrough <= version + t.maxLag + referenceLead && selectedThrough < t.steps {
                 let start = selectedThrough, end = min((start / mu + 1) * mu, t.steps)
                 let counts = (start..<end).map { t.freshGroups(step: $0) }
                 selectionInFlight = true
@@ -349,6 +368,7 @@ extension CoordinatorNode {
                     reference = (ReferenceWork(round: start / mu, firstStep: start, weightsVersion: w.version,
                                                promptIDs: draw.promptIDs, groupSize: t.groupSize), start, counts, draw)
                     log.debug("selection round \(start / mu): \(draw.promptIDs.count) reference prompts queued for the actors")
+                    issueSelected()
                     return
                 }
                 let params = latestParams, result = selectionResult, v = w.version
@@ -368,6 +388,7 @@ extension CoordinatorNode {
                     }
                     result.put(outcome)
                 }
+                issueSelected()
                 return
             }
         }
@@ -391,7 +412,7 @@ extension CoordinatorNode {
                 plans.append(prompts)
                 offset += n
             }
-            send(fed)
+            if let w = weights, Int(w.version) < outcome.start { pendingFeed = (outcome.start, fed) } else { send(fed) }
             saveSelection(SelectionState.Round(round: outcome.start / mu, steps: Array(outcome.start..<end),
                                                weightsVersion: outcome.version, prompts: plans, fed: fed))
             var record = round.record

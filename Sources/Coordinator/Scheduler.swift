@@ -42,6 +42,9 @@ public struct Scheduler: Sendable {
         order.shuffle(using: &rng)
     }
 
+    /// Training prompts are queued and not yet granted.
+    public var hasQueuedWork: Bool { !queue.isEmpty }
+
     /// Queues every step the weights version now allows. `version` = number of updates done.
     public mutating func advance(toVersion version: Int) {
         // Steps already trained (e.g. after a learner resume) are never issued.

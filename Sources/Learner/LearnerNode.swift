@@ -77,6 +77,7 @@ public final class LearnerNode {
                                          "max_lag": "\(t.maxLag)", "replay": "\(t.replay)"])
 
         var checkpointSeconds = 0.0
+        let feedLead = t.selection == "dots" && config.bool("training.reference_feed") == true ? config.int("training.reference_lead") ?? 0 : 0
         while step < t.steps && !StopSignal.requested {
             let collectStart = Date()
             var groups: [TrainingGroup] = []
@@ -91,7 +92,10 @@ public final class LearnerNode {
                 }
                 guard let frames = try rollouts.receive(timeout: .milliseconds(200)) else { continue }
                 guard let env = codec.decode(frames, rejects: rejects), case .rolloutGroup(let g) = env.message else { continue }
-                if g.weightsVersion + UInt64(t.maxLag) < version || g.weightsVersion > version {
+                // DOTS reference groups fed by the coordinator may be `reference_lead` versions older: they
+                // were rolled out on the weights one step before their round (and get a π_old pass).
+                let lag = t.maxLag + (env.sender == ClusterConfig.coordinatorID ? feedLead : 0)
+                if g.weightsVersion + UInt64(lag) < version || g.weightsVersion > version {
                     staleThisStep += 1
                     continue
                 }

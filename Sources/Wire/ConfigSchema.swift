@@ -174,6 +174,7 @@ public enum ConfigSchema {
         .init("training.predictor", .string, .optional, "DOTS: difficulty predictor folder (`dots predictor train`); required when selection is dots"),
         .init("training.predictor_refit", .choice(["linear", "isotonic", "none"]), .defaults(.string("linear")), "DOTS: re-fit of the predictions on each round's reference set"),
         .init("training.reference_feed", .bool, .defaults(.bool(false)), "DOTS: train on each round's informative reference groups (the paper's appendix variant; max_lag 0 only)"),
+        .init("training.reference_lead", .int(0...1), .defaults(.int(0)), "DOTS: 1 = roll out a round's reference prompts one step early, on the weights one version before the round (the actors are otherwise idle while the learner updates); 0 = on the round's own weights, as the paper does"),
         .init("training.reference_rollouts", .choice(["actors", "coordinator"]), .defaults(.string("actors")), "DOTS: who rolls out each round's K reference prompts: the actors as reference work, or the coordinator on its own copy of the weights (docs/benchmarks.md compares them)"),
         .init("training.selection_pool", .int(0...100_000_000), .defaults(.int(0)), "DOTS: candidate prompts, a seeded random subset of the train split; 0 = all of it"),
         .init("training.replay", .bool, .defaults(.bool(false)), "rollout replay on or off"),

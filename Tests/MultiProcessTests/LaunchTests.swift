@@ -58,14 +58,19 @@ struct LaunchTests {
         try await dotsRun(referenceRollouts: "actors")
     }
 
-    func dotsRun(referenceRollouts: String) async throws {
+    @Test("With reference_lead = 1 each round after the first is labelled on the weights one version before it, and the run trains")
+    func dotsRunWithReferenceLead() async throws {
+        try await dotsRun(referenceRollouts: "actors", lead: 1)
+    }
+
+    func dotsRun(referenceRollouts: String, lead: Int = 0) async throws {
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
         let predictor = try cluster.trainTinyPredictor()
         let launch = try cluster.launch(["--steps", "4", "--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
                                          "--set", "training.reference_size=8", "--set", "training.selection_every=2",
                                          "--set", "training.selection_pool=300", "--set", "training.reference_feed=true",
-                                         "--set", "training.reference_rollouts=\(referenceRollouts)"])
+                                         "--set", "training.reference_rollouts=\(referenceRollouts)", "--set", "training.reference_lead=\(lead)"])
         guard await cluster.expectEnd(launch, within: 180) else { return }
         #expect(cluster.metrics().count == 4, "metrics.jsonl has \(cluster.metrics().count) lines.\n\(cluster.diagnostics())")
         let text = (try? String(contentsOf: cluster.runDir.appendingPathComponent("selection.jsonl"), encoding: .utf8)) ?? ""
@@ -74,6 +79,10 @@ struct LaunchTests {
         for r in rounds {
             #expect((r["selected"] as? NSNumber)?.intValue == 8 && (r["references"] as? NSNumber)?.intValue == 8)
         }
+        // Round 1 (steps 2–3) is labelled on version 2, or on version 1 with a lead (round 0 on 0 either way).
+        #expect(rounds.map { ($0["weights_version"] as? NSNumber)?.intValue ?? -1 } == [0, 2 - lead], "selection.jsonl: \(text)")
+        #expect((cluster.metrics().last?["dropped_stale_total"] as? NSNumber)?.intValue == 0, "the learner dropped groups as stale.\n\(cluster.diagnostics())")
+        auditTrainedGroups(cluster.metrics(), maxLag: lead)
         let roundLines = cluster.metrics().filter { $0["round"] != nil }
         #expect(roundLines.count == 2, "metrics.jsonl should report each round's realised difficulty")
         for r in rounds {
