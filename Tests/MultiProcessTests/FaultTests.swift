@@ -198,6 +198,47 @@ struct FaultTests {
         auditTrainedGroups(cluster.metrics(), maxLag: 0)
     }
 
+    @Test("Ctrl-C mid-round with DOTS, then dots launch --resume RUN_DIR: the resumed run issues the prompts its rounds selected")
+    func resumeDotsAfterInterrupt() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let predictor = try cluster.trainTinyPredictor()
+        // Two rounds of 8 long steps, interrupted in the first: the resumed run needs round 0's saved plan.
+        let total = 16
+        let first = try cluster.launch(["--steps", "\(total)", "--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
+                                        "--set", "training.reference_size=8", "--set", "training.selection_every=8",
+                                        "--set", "training.selection_pool=300", "--set", "training.reference_rollouts=actors"]
+                                       + TestCluster.longSteps)
+        guard try await waitForSteps(3, cluster, first) else { return }
+        first.signal(SIGINT)
+        let firstStatus = await first.wait(seconds: 60)
+        #expect(firstStatus == .exit(130), "the interrupted launch ended with \(String(describing: firstStatus)).\n\(cluster.diagnostics())")
+        try #require(cluster.metrics().count < total, "the run finished before the interrupt")
+        // As a user would: the run's own settings (selection, predictor, batch) come from RUN_DIR/cluster.conf.
+        let second = try cluster.launch(["--resume", cluster.runDir.path])
+        guard await cluster.expectEnd(second, within: 180, "the resumed launch") else { return }
+        let metrics = cluster.metrics().filter { $0["fresh_groups"] != nil }
+        #expect(Set(metrics.compactMap { ($0["step"] as? NSNumber)?.intValue }) == Set(1...total), "\(cluster.diagnostics())")
+        #expect(cluster.log("coordinator").contains("restored from the selection state"), "the resumed coordinator selected afresh.\n\(cluster.diagnostics())")
+        let data = try Data(contentsOf: cluster.runDir.appendingPathComponent("selection-state.json"))
+        let rounds = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["rounds"] as? [[String: Any]] ?? []
+        var planned: [Int: Set<Int>] = [:]
+        for r in rounds {
+            let steps = (r["steps"] as? [NSNumber] ?? []).map(\.intValue)
+            for (step, p) in zip(steps, (r["prompts"] as? [[NSNumber]] ?? []).map { Set($0.map(\.intValue)) }) { planned[step] = p }
+        }
+        #expect(planned.keys.sorted() == Array(0..<total), "selection-state.json: \(String(decoding: data, as: UTF8.self).prefix(400))")
+        // The last line of each step (a resumed learner trains the steps after its checkpoint again).
+        var trainedByStep: [Int: Set<Int>] = [:]
+        for m in metrics {
+            guard let step = (m["step"] as? NSNumber)?.intValue else { continue }
+            trainedByStep[step - 1] = Set((m["fresh_groups"] as? [[String: Any]] ?? []).compactMap { ($0["prompt"] as? NSNumber)?.intValue })
+        }
+        for (step, trained) in trainedByStep.sorted(by: { $0.key < $1.key }) {
+            #expect(trained == planned[step], "step \(step) trained \(trained.sorted()), its round planned \(planned[step]?.sorted() ?? [])")
+        }
+    }
+
     @Test("A stalled learner (SIGSTOP) does not make the actors' memory grow; after SIGCONT the run completes")
     func stalledLearnerBoundsActorMemory() async throws {
         let cluster = try TestCluster()
