@@ -447,12 +447,19 @@ func dotsBinary() throws -> URL {
 }
 
 /// The first of `count` consecutive TCP ports in 20000–60000 that are all free on 127.0.0.1 now.
+/// `count` consecutive loopback ports free now, below the kernel's ephemeral range: a port inside it can be
+/// taken by any outgoing connection (this suite's clusters open dozens) between this check and the bind,
+/// and a coordinator that cannot bind is restarted until the launcher gives up.
 private func freePortBase(count: Int) throws -> Int {
+    let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+        .split(whereSeparator: \.isWhitespace).compactMap { Int($0) } ?? []
+    let upper = min(range.first ?? 32768, 65536) - count
+    let lower = upper > 11000 ? 10000 : 1024
     for _ in 0..<200 {
-        let base = Int.random(in: 20000...(60000 - count))
+        let base = Int.random(in: lower...upper)
         if (base..<base + count).allSatisfy(portIsFree) { return base }
     }
-    throw TestFailure("No \(count) consecutive free ports found in 20000–60000.")
+    throw TestFailure("No \(count) consecutive free ports found in \(lower)–\(upper + count).")
 }
 
 private func portIsFree(_ port: Int) -> Bool {
