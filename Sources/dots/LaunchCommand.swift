@@ -81,11 +81,9 @@ struct LaunchCommand: AsyncParsableCommand {
 extension LaunchCommand {
     /// The effective config of an earlier run in `runDir` that has checkpoints to continue from, if any.
     static func runConfig(_ runDir: String?) -> String? {
-        guard let runDir else { return nil }
-        let checkpoints = (runDir as NSString).appendingPathComponent("checkpoints")
+        guard let runDir, LaunchPlan.hasCheckpoints(runDir) else { return nil }
         let file = (runDir as NSString).appendingPathComponent("cluster.conf")
-        let resumable = !((try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? []).isEmpty
-        return resumable && FileManager.default.fileExists(atPath: file) ? file : nil
+        return FileManager.default.fileExists(atPath: file) ? file : nil
     }
 }
 
@@ -165,8 +163,7 @@ struct LaunchPlan {
         stamp.dateFormat = "yyyyMMdd-HHmmss"
         runDirDisplay = runDir ?? "runs/\(stamp.string(from: Date()))"
         self.runDir = URL(fileURLWithPath: runDirDisplay).standardizedFileURL.path
-        let checkpoints = (self.runDir as NSString).appendingPathComponent("checkpoints")
-        resume = !((try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? []).isEmpty
+        resume = Self.hasCheckpoints(self.runDir)
         if roles.contains(.learner), !resume, !FileManager.default.fileExists(atPath: config.model.checkpoint) {
             throw LaunchError("model.checkpoint: \(config.model.checkpoint) does not exist; make one with `dots model init --out \(config.model.checkpoint)` or point model.checkpoint at one.")
         }
@@ -187,6 +184,12 @@ struct LaunchPlan {
         do { _ = try ClusterConfig.load(path: configFile) } catch {
             throw LaunchError("The effective config \(configFile) does not load back (a launcher bug): \(error)")
         }
+    }
+
+    /// `runDir`/checkpoints holds anything: launching into it continues that run.
+    static func hasCheckpoints(_ runDir: String) -> Bool {
+        let checkpoints = (runDir as NSString).appendingPathComponent("checkpoints")
+        return !((try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? []).isEmpty
     }
 
     func logPath(_ role: Role) -> String { "\(runDir)/logs/\(role.name).log" }

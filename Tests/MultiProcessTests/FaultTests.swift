@@ -38,15 +38,10 @@ struct FaultTests {
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
         let predictor = try cluster.trainTinyPredictor()
-        // Rounds of 8 long steps, so the kill lands inside a round whose remaining steps need the saved plan
-        // (with the test config's short steps the run once reached step 15 first and ended before the
-        // restarted coordinator was up).
-        // Two rounds, so selection-state.json still holds round 0 (it keeps the rounds a checkpoint may need).
+        // Long steps: with the test config's short ones the run once reached step 15 before the kill and ended
+        // before the restarted coordinator was up.
         let total = 16
-        let launch = try cluster.launch(["--steps", "\(total)", "--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
-                                         "--set", "training.reference_size=8", "--set", "training.selection_every=8",
-                                         "--set", "training.selection_pool=300", "--set", "training.reference_rollouts=actors"]
-                                        + TestCluster.longSteps)
+        let launch = try cluster.launch(["--steps", "\(total)"] + dotsRoundsOfEight(predictor))
         guard try await waitForSteps(2, cluster, launch) else { return }
         let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" coordinator ") }
         try #require(victims.count == 1, "expected one coordinator, found \(victims.map(\.commandLine))")
@@ -58,20 +53,7 @@ struct FaultTests {
         #expect(cluster.log("coordinator").contains("restored from the selection state"), "the restarted coordinator did not restore the round it was killed in.\n\(cluster.diagnostics())")
         // Every step trained the prompts its round planned, before the kill and after it: had the restarted
         // coordinator selected round 0 afresh, the file would hold the new plan and the early steps differ.
-        let data = try Data(contentsOf: cluster.runDir.appendingPathComponent("selection-state.json"))
-        let rounds = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["rounds"] as? [[String: Any]] ?? []
-        var planned: [Int: Set<Int>] = [:]
-        for r in rounds {
-            let stepsOfRound = (r["steps"] as? [NSNumber] ?? []).map(\.intValue)
-            let prompts = (r["prompts"] as? [[NSNumber]] ?? []).map { Set($0.map(\.intValue)) }
-            for (step, p) in zip(stepsOfRound, prompts) { planned[step] = p }
-        }
-        #expect(planned.keys.sorted() == Array(0..<total), "selection-state.json: \(String(decoding: data, as: UTF8.self).prefix(400))")
-        for m in metrics {
-            guard let step = (m["step"] as? NSNumber)?.intValue else { continue }
-            let trained = Set((m["fresh_groups"] as? [[String: Any]] ?? []).compactMap { ($0["prompt"] as? NSNumber)?.intValue })
-            #expect(trained == planned[step - 1], "step \(step - 1) trained \(trained.sorted()), its round planned \(planned[step - 1]?.sorted() ?? [])")
-        }
+        try expectStepsTrainedTheirPlans(cluster, total: total)
     }
 
     @Test("Forged reference results on the assignment socket (DOTS, reference_rollouts = actors): rejected and counted, the run completes")
@@ -205,10 +187,7 @@ struct FaultTests {
         let predictor = try cluster.trainTinyPredictor()
         // Two rounds of 8 long steps, interrupted in the first: the resumed run needs round 0's saved plan.
         let total = 16
-        let first = try cluster.launch(["--steps", "\(total)", "--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
-                                        "--set", "training.reference_size=8", "--set", "training.selection_every=8",
-                                        "--set", "training.selection_pool=300", "--set", "training.reference_rollouts=actors"]
-                                       + TestCluster.longSteps)
+        let first = try cluster.launch(["--steps", "\(total)"] + dotsRoundsOfEight(predictor))
         guard try await waitForSteps(3, cluster, first) else { return }
         first.signal(SIGINT)
         let firstStatus = await first.wait(seconds: 60)
@@ -220,23 +199,7 @@ struct FaultTests {
         let metrics = cluster.metrics().filter { $0["fresh_groups"] != nil }
         #expect(Set(metrics.compactMap { ($0["step"] as? NSNumber)?.intValue }) == Set(1...total), "\(cluster.diagnostics())")
         #expect(cluster.log("coordinator").contains("restored from the selection state"), "the resumed coordinator selected afresh.\n\(cluster.diagnostics())")
-        let data = try Data(contentsOf: cluster.runDir.appendingPathComponent("selection-state.json"))
-        let rounds = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["rounds"] as? [[String: Any]] ?? []
-        var planned: [Int: Set<Int>] = [:]
-        for r in rounds {
-            let steps = (r["steps"] as? [NSNumber] ?? []).map(\.intValue)
-            for (step, p) in zip(steps, (r["prompts"] as? [[NSNumber]] ?? []).map { Set($0.map(\.intValue)) }) { planned[step] = p }
-        }
-        #expect(planned.keys.sorted() == Array(0..<total), "selection-state.json: \(String(decoding: data, as: UTF8.self).prefix(400))")
-        // The last line of each step (a resumed learner trains the steps after its checkpoint again).
-        var trainedByStep: [Int: Set<Int>] = [:]
-        for m in metrics {
-            guard let step = (m["step"] as? NSNumber)?.intValue else { continue }
-            trainedByStep[step - 1] = Set((m["fresh_groups"] as? [[String: Any]] ?? []).compactMap { ($0["prompt"] as? NSNumber)?.intValue })
-        }
-        for (step, trained) in trainedByStep.sorted(by: { $0.key < $1.key }) {
-            #expect(trained == planned[step], "step \(step) trained \(trained.sorted()), its round planned \(planned[step]?.sorted() ?? [])")
-        }
+        try expectStepsTrainedTheirPlans(cluster, total: total)
     }
 
     @Test("A stalled learner (SIGSTOP) does not make the actors' memory grow; after SIGCONT the run completes")
@@ -316,6 +279,39 @@ func soakSmoke() async throws {
 }
 
 // MARK: - helpers
+
+/// `dots launch` settings for DOTS in rounds of 8 long steps (K = 8, reference rollouts on the actors): a
+/// fault after the first steps lands inside round 0, whose remaining steps need its saved plan; with two
+/// rounds, selection-state.json still holds round 0 at the end (it keeps what a checkpoint may need).
+func dotsRoundsOfEight(_ predictor: URL) -> [String] {
+    ["--set", "training.selection=dots", "--set", "training.predictor=\(predictor.path)",
+     "--set", "training.reference_size=8", "--set", "training.selection_every=8",
+     "--set", "training.selection_pool=300", "--set", "training.reference_rollouts=actors"] + TestCluster.longSteps
+}
+
+/// RUN_DIR/selection-state.json plans every step 0 ..< `total`, and each step, as metrics.jsonl last logged
+/// it (a resumed learner trains the steps after its checkpoint again), trained exactly its planned prompts.
+func expectStepsTrainedTheirPlans(_ cluster: TestCluster, total: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let data = try Data(contentsOf: cluster.runDir.appendingPathComponent("selection-state.json"))
+    let rounds = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["rounds"] as? [[String: Any]] ?? []
+    var planned: [Int: Set<Int>] = [:]
+    for r in rounds {
+        let steps = (r["steps"] as? [NSNumber] ?? []).map(\.intValue)
+        let prompts = (r["prompts"] as? [[NSNumber]] ?? []).map { Set($0.map(\.intValue)) }
+        for (step, p) in zip(steps, prompts) { planned[step] = p }
+    }
+    #expect(planned.keys.sorted() == Array(0..<total), "selection-state.json: \(String(decoding: data, as: UTF8.self).prefix(400))",
+            sourceLocation: sourceLocation)
+    var trainedByStep: [Int: Set<Int>] = [:]
+    for m in cluster.metrics() where m["fresh_groups"] != nil {
+        guard let step = (m["step"] as? NSNumber)?.intValue else { continue }
+        trainedByStep[step - 1] = Set((m["fresh_groups"] as? [[String: Any]] ?? []).compactMap { ($0["prompt"] as? NSNumber)?.intValue })
+    }
+    for (step, trained) in trainedByStep.sorted(by: { $0.key < $1.key }) {
+        #expect(trained == planned[step], "step \(step) trained \(trained.sorted()), its round planned \(planned[step]?.sorted() ?? [])",
+                sourceLocation: sourceLocation)
+    }
+}
 
 /// Waits until metrics.jsonl has `count` steps; false (with an issue recorded) if the run stopped or
 /// 150 s went by first.
