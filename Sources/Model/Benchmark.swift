@@ -3,6 +3,8 @@ import Foundation
 /// The measurements behind `dots bench model`: training and batched decode of the `small` model, and
 /// OpenBLAS's own sgemm peak in the same process on the same thread count, so the ratio is fair.
 public struct ModelBenchmark: Sendable {
+    public enum Measurement: String, CaseIterable, Sendable { case peak, training, decode }
+
     public var parameters = 0, matmulParameters = 0
     public var sgemmPeakGFLOPs = 0.0
     public var trainTokensPerSecond = 0.0, trainGFLOPs = 0.0
@@ -16,7 +18,9 @@ public struct ModelBenchmark: Sendable {
     /// peak and the model the same chances, so the ratio stays fair.
     /// - Parameter phase: called as each window starts (index 0 ..< 3·rounds, its name), for a progress
     ///   display; each takes about `seconds` / `rounds`.
-    public static func run(seconds: Double, rounds: Int = 4, phase: (Int, String) -> Void = { _, _ in }) throws -> ModelBenchmark {
+    /// - Parameter only: measure just these (for profiling one of them); the others stay 0.
+    public static func run(seconds: Double, rounds: Int = 4, only: Set<Measurement> = Set(Measurement.allCases),
+                           phase: (Int, String) -> Void = { _, _ in }) throws -> ModelBenchmark {
         var r = ModelBenchmark()
         let window = seconds / Double(max(1, rounds))
         let model = try Transformer(config: .small())
@@ -45,21 +49,21 @@ public struct ModelBenchmark: Sendable {
 
         for round in 0..<max(1, rounds) {
             phase(3 * round, "sgemm peak")
-            r.sgemmPeakGFLOPs = max(r.sgemmPeakGFLOPs, sgemmPeak(seconds: window))
+            if only.contains(.peak) { r.sgemmPeakGFLOPs = max(r.sgemmPeakGFLOPs, sgemmPeak(seconds: window)) }
             phase(3 * round + 1, "training")
             var start = Date()
-            repeat {
+            if only.contains(.training) { repeat {
                 let t0 = Date()
                 try trainStep()
                 r.trainTokensPerSecond = max(r.trainTokensPerSecond, Double(batch.rowCount) / Date().timeIntervalSince(t0))
-            } while Date().timeIntervalSince(start) < window
+            } while Date().timeIntervalSince(start) < window }
             phase(3 * round + 2, "decode")
             start = Date()
-            repeat {
+            if only.contains(.decode) { repeat {
                 let t0 = Date()
                 _ = try model.generate(prompts: prompts, options: opts)
                 r.decodeTokensPerSecond = max(r.decodeTokensPerSecond, Double(256 * 32) / Date().timeIntervalSince(t0))
-            } while Date().timeIntervalSince(start) < window
+            } while Date().timeIntervalSince(start) < window }
         }
         r.trainGFLOPs = 6 * p * r.trainTokensPerSecond / 1e9
         r.decodeGFLOPs = 2 * p * r.decodeTokensPerSecond / 1e9
@@ -88,9 +92,9 @@ public struct ModelBenchmark: Sendable {
         return [
             "small model, \(parameters) parameters, \(threads) thread(s), OpenBLAS \(BLASCore.name) kernels",
             String(format: "sgemm peak (n = 512/1024)      %8.1f GFLOP/s", peak),
-            String(format: "training  32×64, fwd+bwd+AdamW %8.0f tokens/s %7.1f GFLOP/s  %5.1f%% of peak", trainTokensPerSecond, trainGFLOPs, 100 * trainGFLOPs / peak),
+            String(format: "training  32×64, fwd+bwd+AdamW %8.0f tokens/s %7.1f GFLOP/s  %5.1f%% of peak", trainTokensPerSecond, trainGFLOPs, peak > 0 ? 100 * trainGFLOPs / peak : 0),
             String(format: "          per step: forward %.0f ms, backward %.0f ms, AdamW %.0f ms", trainMillis.forward, trainMillis.backward, trainMillis.optimizer),
-            String(format: "decode    256 seqs, 32 new     %8.0f tokens/s %7.1f GFLOP/s  %5.1f%% of peak", decodeTokensPerSecond, decodeGFLOPs, 100 * decodeGFLOPs / peak),
+            String(format: "decode    256 seqs, 32 new     %8.0f tokens/s %7.1f GFLOP/s  %5.1f%% of peak", decodeTokensPerSecond, decodeGFLOPs, peak > 0 ? 100 * decodeGFLOPs / peak : 0),
         ].joined(separator: "\n")
     }
 

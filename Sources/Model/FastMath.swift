@@ -17,13 +17,14 @@ func exp8(_ x: F8) -> F8 {
     let n = t - magic
     var r = clamped - n * F8(repeating: 0.693_359_375)
     r = r - n * F8(repeating: -2.121_944_4e-4)
+    // Horner steps as fused multiply-adds (Swift does not contract `p * r + c` on its own).
     var p = F8(repeating: 1.987_569_15e-4)
-    p = p * r + F8(repeating: 1.398_199_95e-3)
-    p = p * r + F8(repeating: 8.333_451_9e-3)
-    p = p * r + F8(repeating: 4.166_579_6e-2)
-    p = p * r + F8(repeating: 1.666_666_55e-1)
-    p = p * r + F8(repeating: 5.000_000_1e-1)
-    p = p * r * r + r + F8(repeating: 1)
+    p = F8(repeating: 1.398_199_95e-3).addingProduct(p, r)
+    p = F8(repeating: 8.333_451_9e-3).addingProduct(p, r)
+    p = F8(repeating: 4.166_579_6e-2).addingProduct(p, r)
+    p = F8(repeating: 1.666_666_55e-1).addingProduct(p, r)
+    p = F8(repeating: 5.000_000_1e-1).addingProduct(p, r)
+    p = (r + F8(repeating: 1)).addingProduct(p * r, r)
     let ni = unsafeBitCast(t, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
     return unsafeBitCast(unsafeBitCast(p, to: SIMD8<Int32>.self) &+ (ni &<< 23), to: F8.self)
 }

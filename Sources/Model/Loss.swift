@@ -67,7 +67,9 @@ extension Transformer {
         }
         let logits = try forward(batch)
         let targets = batch.targets
-        var dLogits = [Float](repeating: 0, count: backward ? n * vocab : 0)
+        // dLoss/dlogits in a buffer kept between steps (a fresh array this size costs page faults each step).
+        let dLogits = lossScratch.reserve(backward ? n * vocab : 0)
+        if backward { dLogits.update(repeating: 0, count: n * vocab) }
         var logProbs = [Float](repeating: 0, count: n)
         var probs = [Float](repeating: 0, count: vocab)
         let invT = 1 / temperature
@@ -76,8 +78,7 @@ extension Transformer {
         // First pass: log-probs of the targets (and the softmax, per row, recomputed in the second pass).
         func rowSoftmax(_ i: Int) -> Float {
             let z = logits.baseAddress! + i * vocab
-            var mx = -Float.infinity
-            for j in 0..<vocab { mx = max(mx, z[j] * invT) }
+            let mx = rowMax(z, vocab) * invT  // T > 0
             let sum = probs.withUnsafeMutableBufferPointer { expShiftSum($0.baseAddress!, z, shift: mx, scale: invT, vocab) }
             let inv = 1 / sum
             for j in 0..<vocab { probs[j] *= inv }
@@ -128,7 +129,7 @@ extension Transformer {
             }
         }
         if backward {
-            dLogits.withUnsafeBufferPointer { self.backward(dLogits: $0.baseAddress!) }
+            self.backward(dLogits: dLogits)
         }
         return LossResult(loss: total, logProbs: logProbs, tokens: count,
                           clipFraction: count > 0 ? Double(clipped) / Double(count) : 0)

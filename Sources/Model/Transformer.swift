@@ -63,6 +63,8 @@ public final class Transformer: @unchecked Sendable {
     private let acts = Scratch(), grads = Scratch()
     /// Generation's per-step buffers (`incremental`), kept so a decode step allocates nothing large.
     let decodeScratch = Scratch()
+    /// The loss's dLoss/dlogits, kept between steps.
+    let lossScratch = Scratch()
     private var lastBatch: TokenBatch?
     private var positions: [Int32] = []
     private var actOffsets = ActivationOffsets()
@@ -245,7 +247,7 @@ public final class Transformer: @unchecked Sendable {
                 // Attention: dx is now dLoss/dx_mid.
                 linearBackward(dx: datt, accumulate: false, dw: g + W.o, dy: dx, x: base + o.att, w: p + W.o,
                                n: n, inDim: hd, outDim: c)
-                dqkv.update(repeating: 0, count: n * qkvDim)  // dk, dv accumulate over a group's heads
+                // attentionBackward writes every row of dqkv: sequences in order, a prompt before those continuing it.
                 for s in 0..<batch.sequenceCount {
                     let r0 = batch.seqStarts[s], t = batch.seqStarts[s + 1] - r0
                     if t == 0 { continue }

@@ -124,6 +124,40 @@ func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) { $0 + Do
     for h in 0..<heads { #expect(abs(probs[h * t * t] - 1) < 1e-6) }
 }
 
+/// The training forward's two attention paths — per-row `attendTiled` calls and per-head matrix products
+/// (sequences of 16 rows or more) — give the same output and the same saved probabilities, with and
+/// without a shared-prompt prefix, under grouped-query attention.
+@Test(arguments: [0, 7])
+func attentionProductPathEqualsTiledPath(prefixRows: Int) {
+    var rng = SplitMix64(seed: 9)
+    let t = 21, heads = 4, kvHeads = 2, d = 8, hd = heads * d, kvd = kvHeads * d, stride = hd + 2 * kvd
+    let len = prefixRows + t
+    // Fused q|k|v rows, as the model lays them out; the prefix's rows likewise.
+    let rows = randomArray(t * stride, &rng), prefixRowsData = randomArray(max(1, prefixRows) * stride, &rng)
+    func run(_ minRows: Int) -> ([Float], [Float]) {
+        var out = [Float](repeating: .nan, count: t * hd), probs = [Float](repeating: .nan, count: heads * t * len)
+        var scratch = [Float](repeating: 0, count: attentionForwardScratch(t: t, prefix: prefixRows, headDim: d))
+        rows.withUnsafeBufferPointer { r in
+            prefixRowsData.withUnsafeBufferPointer { pr in
+                let q = r.baseAddress!, p = pr.baseAddress!
+                attentionForward(out: &out, probs: &probs, q: q, k: q + hd, v: q + hd + kvd, t: t, heads: heads,
+                                 kvHeads: kvHeads, headDim: d, qkvStride: stride, scratch: &scratch,
+                                 prefix: prefixRows == 0 ? nil : AttentionPrefix(k: p + hd, v: p + hd + kvd, count: prefixRows),
+                                 productMinRows: minRows)
+            }
+        }
+        return (out, probs)
+    }
+    let (tiledOut, tiledProbs) = run(Int.max), (productOut, productProbs) = run(1)
+    let outGap = zip(tiledOut, productOut).map { abs($0 - $1) }.max()!
+    let probGap = zip(tiledProbs, productProbs).map { abs($0 - $1) }.max()!
+    #expect(outGap < 1e-5, "outputs differ by \(outGap)")
+    #expect(probGap < 1e-6, "probabilities differ by \(probGap)")
+    // Row i sees the prefix and its own rows 0…i: probabilities past that are exactly zero.
+    #expect(productProbs[(t - 2) * len + len - 1] == 0)
+    #expect(abs(productProbs[0..<(prefixRows + 1)].reduce(0, +) - 1) < 1e-5)
+}
+
 @Test func linearGradient() {
     var rng = SplitMix64(seed: 5)
     let n = 3, i = 4, o = 5
