@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 
 /// How completions are sampled. The behaviour log-prob of each token is log softmax(logits / T) at the
@@ -154,6 +155,15 @@ extension Transformer {
                     let len = Int(pos[i]) + 1
                     for h in 0..<heads {
                         let b = cache.block(l, r.seq, h / group)
+                        // Hint the next head's (or next row's first head's) keys and values into cache while
+                        // this one computes: each block is a short run the hardware prefetcher starts late on.
+                        let (ni, nh) = h + 1 < heads ? (i, h + 1) : (i + 1, 0)
+                        if ni < n, nh % group == 0 {
+                            let nb = cache.block(l, rows[ni].seq, nh / group), bytes = (Int(pos[ni]) + 1) * d * 4
+                            let kp = UnsafeRawPointer(cache.k.ptr + nb), vp = UnsafeRawPointer(cache.v.ptr + nb)
+                            var o = 0
+                            while o < bytes { dots_prefetch(kp + o); dots_prefetch(vp + o); o += 64 }
+                        }
                         attendTiled(q: qkv + i * qkvDim + h * d, kT: cache.k.ptr + b, v: cache.v.ptr + b,
                                     vStride: d, len: len, d: d, scale: scale, scores: scores, out: att + i * hd + h * d)
                     }
