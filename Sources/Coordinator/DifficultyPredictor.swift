@@ -342,6 +342,16 @@ public final class DifficultyPredictor: @unchecked Sendable {
         return (a, my - a * mx)
     }
 
+    /// The linear re-fit map d ↦ clamp(a·d + b, 0, 1), or nil — predictions used as they are — when the line
+    /// is degenerate or falls (a ≤ 0). A falling line says the reference set's predictions ranked its prompts
+    /// backwards; with a few references that happens by chance (K = 16: one draw in three with the committed
+    /// predictor, `dots predictor eval`), and applying it would turn the selection upside down, drawing
+    /// the prompts furthest from the target difficulty.
+    public static func linearCalibration(predicted: [Float], measured: [Float]) -> ((Float) -> Float)? {
+        guard let (a, b) = linearFit(predicted: predicted, measured: measured), a > 0 else { return nil }
+        return { Float(min(1, max(0, a * Double($0) + b))) }
+    }
+
     /// How predictions are re-fitted on each reference set (`training.predictor_refit`).
     public enum Refit: String, Sendable, CaseIterable {
         /// No re-fit: the calibration head's output as it is.
@@ -379,8 +389,7 @@ public final class DifficultyPredictor: @unchecked Sendable {
         switch mode {
         case .none: return nil
         case .linear:
-            guard let (a, b) = Self.linearFit(predicted: loo, measured: labels) else { return nil }
-            return { Float(min(1, max(0, a * Double($0) + b))) }
+            return Self.linearCalibration(predicted: loo, measured: labels)
         case .isotonic:
             let (xs, ys) = Self.isotonicFit(predicted: loo, measured: labels)
             return { Self.interpolate($0, xs, ys) }

@@ -149,6 +149,18 @@ func isotonicRefit() {
     #expect(DifficultyPredictor.interpolate(0.0, xs, ys) == 0 && DifficultyPredictor.interpolate(0.9, xs, ys) == 1)
 }
 
+@Test("The linear re-fit maps a rising line and refuses a falling one (predictions then used as they are)")
+func linearRefitRefusesAFallingLine() throws {
+    let x: [Float] = [0.1, 0.3, 0.5, 0.7, 0.9]
+    let rising = try #require(DifficultyPredictor.linearCalibration(predicted: x, measured: x.map { 0.5 * $0 + 0.2 }))
+    #expect(abs(rising(0.6) - 0.5) < 1e-6)
+    #expect(rising(10) == 1 && rising(-10) == 0)  // clamped to a difficulty
+    // References whose measured difficulty falls as the prediction rises: a flipped map would select the
+    // prompts furthest from the target.
+    #expect(DifficultyPredictor.linearCalibration(predicted: x, measured: x.map { 1 - $0 }) == nil)
+    #expect(DifficultyPredictor.linearCalibration(predicted: [0.4, 0.4, 0.4], measured: [0, 0.5, 1]) == nil)
+}
+
 /// The committed predictor (what `cluster.conf` points `training.predictor` at) loads, its embedder link
 /// resolves to a checkpoint as wide as the predictor's embeddings, and its prediction is a difficulty.
 @Test("The committed checkpoints/predictor loads with its embedder")
