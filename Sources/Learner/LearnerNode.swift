@@ -57,6 +57,7 @@ public final class LearnerNode {
 
     public func run() throws {
         setComputeThreads(config.model.learnerThreads)
+        updater.optimizer.threads = config.model.learnerThreads
         let t = config.training
         try FileManager.default.createDirectory(at: runDir.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
         let metrics = try JSONLinesWriter(path: runDir.appendingPathComponent("metrics.jsonl").path)

@@ -9,6 +9,10 @@ public final class AdamW: @unchecked Sendable {
     public var maxGradNorm: Float?
     public let m: FloatBuffer, v: FloatBuffer
     public private(set) var step = 0
+    /// Threads an update is split over (each takes its share of every tensor). The update reads and
+    /// writes four buffers the size of the model, and each step has a square root and a division: on a
+    /// learner that owns two cores while the actors wait, two threads halve it.
+    public var threads = 1
     private let layout: ParameterLayout
 
     public init(model: Transformer, learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.95,
@@ -27,44 +31,72 @@ public final class AdamW: @unchecked Sendable {
     /// Restores the step count (with `m` and `v` loaded by the caller) when resuming.
     public func restore(step: Int) { self.step = step }
 
+    /// Raw buffers shared by the threads of one update; each thread writes only its own runs.
+    private struct Buffers: @unchecked Sendable {
+        let g: UnsafeMutablePointer<Float>, p: UnsafeMutablePointer<Float>
+        let m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>
+        let sums: UnsafeMutableBufferPointer<Double>
+    }
+
+    /// Run `j` of `parts` of a tensor: contiguous, a multiple of eight long except the last.
+    private static func run(_ e: ParameterLayout.Entry, _ j: Int, of parts: Int) -> Range<Int> {
+        let chunk = (e.count / parts + 7) / 8 * 8
+        let lo = min(e.count, j * chunk), hi = j == parts - 1 ? e.count : min(e.count, (j + 1) * chunk)
+        return (e.offset + lo)..<(e.offset + hi)
+    }
+
+    private static func inParallel(_ parts: Int, _ body: @Sendable (Int) -> Void) {
+        if parts == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: body) }
+    }
+
     /// One update from `model.gradients`; returns the gradient norm before clipping.
     @discardableResult
     public func update(_ model: Transformer) -> Float {
-        let g = model.gradients.ptr, p = model.parameters.ptr, mp = m.ptr, vp = v.ptr
-        // Σ g² per tensor in Float SIMD lanes (short sums), accumulated across tensors in Double.
-        var ss: Double = 0
-        for e in layout.entries { ss += Double(dotProduct(g + e.offset, g + e.offset, e.count)) }
-        let norm = Float(ss.squareRoot())
-        var scale: Float = 1
-        if let maxNorm = maxGradNorm, norm > maxNorm, norm.isFinite { scale = maxNorm / norm }
+        let parts = max(1, min(threads, 8)), entries = layout.entries
+        let b = Buffers(g: model.gradients.ptr, p: model.parameters.ptr, m: m.ptr, v: v.ptr,
+                        sums: .allocate(capacity: parts * entries.count))
+        defer { b.sums.deallocate() }
+        // Σ g² per run in Float SIMD lanes (short sums), added in a fixed order in Double.
+        Self.inParallel(parts) { j in
+            for (k, e) in entries.enumerated() {
+                let r = Self.run(e, j, of: parts)
+                b.sums[k * parts + j] = Double(dotProduct(b.g + r.lowerBound, b.g + r.lowerBound, r.count))
+            }
+        }
+        let norm = Float(b.sums.reduce(0, +).squareRoot())
+        let scale: Float = if let maxNorm = maxGradNorm, norm > maxNorm, norm.isFinite { maxNorm / norm } else { 1 }
         step += 1
         let bc1 = 1 - powf(beta1, Float(step)), bc2 = 1 - powf(beta2, Float(step))
-        let lr = learningRate, b1 = beta1, b2 = beta2, eps = epsilon
-        let vb1 = F8(repeating: b1), vb1c = F8(repeating: 1 - b1), vb2 = F8(repeating: b2), vb2c = F8(repeating: 1 - b2)
-        let vscale = F8(repeating: scale), vbc1 = F8(repeating: 1 / bc1), vbc2 = F8(repeating: 1 / bc2)
-        let vlr = F8(repeating: lr), veps = F8(repeating: eps)
-        for e in layout.entries {
-            let decay = e.decays ? 1 - lr * weightDecay : 1
-            let vdecay = F8(repeating: decay)
-            var i = e.offset
-            let end = e.offset + e.count
-            while i + 8 <= end {
-                let gi = load8(g, i) * vscale
-                let mi = vb1 * load8(mp, i) + vb1c * gi
-                let vi = vb2 * load8(vp, i) + vb2c * gi * gi
-                store8(mi, mp, i)
-                store8(vi, vp, i)
-                let upd = vlr * (mi * vbc1) / ((vi * vbc2).squareRoot() + veps)
-                store8(load8(p, i) * vdecay - upd, p, i)
-                i += 8
-            }
-            while i < end {
-                let gi = g[i] * scale
-                mp[i] = b1 * mp[i] + (1 - b1) * gi
-                vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
-                let mh = mp[i] / bc1, vh = vp[i] / bc2
-                p[i] = p[i] * decay - lr * mh / (vh.squareRoot() + eps)
-                i += 1
+        let lr = learningRate, b1 = beta1, b2 = beta2, eps = epsilon, wd = weightDecay
+        Self.inParallel(parts) { j in
+            let g = b.g, p = b.p, mp = b.m, vp = b.v
+            let vb1 = F8(repeating: b1), vb1c = F8(repeating: 1 - b1), vb2 = F8(repeating: b2), vb2c = F8(repeating: 1 - b2)
+            let vscale = F8(repeating: scale), vbc1 = F8(repeating: 1 / bc1), vbc2 = F8(repeating: 1 / bc2)
+            let vlr = F8(repeating: lr), veps = F8(repeating: eps)
+            for e in entries {
+                let decay = e.decays ? 1 - lr * wd : 1
+                let vdecay = F8(repeating: decay)
+                let r = Self.run(e, j, of: parts)
+                var i = r.lowerBound
+                let end = r.upperBound
+                while i + 8 <= end {
+                    let gi = load8(g, i) * vscale
+                    let mi = vb1 * load8(mp, i) + vb1c * gi
+                    let vi = vb2 * load8(vp, i) + vb2c * gi * gi
+                    store8(mi, mp, i)
+                    store8(vi, vp, i)
+                    let upd = vlr * (mi * vbc1) / ((vi * vbc2).squareRoot() + veps)
+                    store8(load8(p, i) * vdecay - upd, p, i)
+                    i += 8
+                }
+                while i < end {
+                    let gi = g[i] * scale
+                    mp[i] = b1 * mp[i] + (1 - b1) * gi
+                    vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
+                    let mh = mp[i] / bc1, vh = vp[i] / bc2
+                    p[i] = p[i] * decay - lr * mh / (vh.squareRoot() + eps)
+                    i += 1
+                }
             }
         }
         return norm

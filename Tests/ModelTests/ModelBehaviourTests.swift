@@ -170,10 +170,13 @@ func checkpointRoundTripIsBitExact(tied: Bool) throws {
 }
 
 /// The vectorised AdamW against a plain scalar transcription of the update (clip, moments, bias
-/// correction, decoupled decay on matrices only), over three steps.
-@Test func adamWMatchesScalarReference() throws {
+/// correction, decoupled decay on matrices only), over three steps; also split over 2 and 3 threads (the
+/// learner's), where a tensor's runs end at uneven points.
+@Test(arguments: [1, 2, 3])
+func adamWMatchesScalarReference(threads: Int) throws {
     let model = try tinyModel(seed: 91)
     let opt = AdamW(model: model, learningRate: 1e-2, beta1: 0.9, beta2: 0.95, weightDecay: 0.1, maxGradNorm: 0.5)
+    opt.threads = threads
     var p = model.parameters.array.map(Double.init)
     var m = [Double](repeating: 0, count: p.count), v = m
     var rng = SplitMix64(seed: 92)
