@@ -52,6 +52,7 @@ struct PretrainCommand: AsyncParsableCommand {
         settings.seed = seed
         settings.slipRate = slipRate
         let trainer = try SupervisedTrainer(model: model, tokenizer: .standard, problems: suite.train, settings: settings)
+        trainer.optimizer.threads = compute.threads
         let outURL = URL(fileURLWithPath: out)
         let bar = ProgressLine()
         let start = Date()
