@@ -98,21 +98,24 @@ func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) { $0 + Do
     for i in 0..<x.count { #expect(abs(back[i] - x[i]) < 1e-5) }
 }
 
-@Test func attentionGradient() {
+/// Five rows take the per-row forward kernel, seventeen the per-head products. dq, dk and dv start as NaN:
+/// the backward must write every entry, not add into what was there.
+@Test(arguments: [5, 17])
+func attentionGradient(t: Int) {
     var rng = SplitMix64(seed: 4)
-    let t = 5, heads = 4, kvHeads = 2, d = 4, hd = heads * d, kvd = kvHeads * d
+    let heads = 4, kvHeads = 2, d = 4, hd = heads * d, kvd = kvHeads * d
     var q = randomArray(t * hd, &rng), k = randomArray(t * kvd, &rng), v = randomArray(t * kvd, &rng)
     let r = randomArray(t * hd, &rng)
     func f(_ q: [Float], _ k: [Float], _ v: [Float]) -> [Float] {
         var out = [Float](repeating: 0, count: t * hd), probs = [Float](repeating: 0, count: heads * t * t)
-        var tiles = [Float](repeating: 0, count: 8 * (d + 1))
+        var tiles = [Float](repeating: 0, count: attentionForwardScratch(t: t, prefix: 0, headDim: d))
         attentionForward(out: &out, probs: &probs, q: q, k: k, v: v, t: t, heads: heads, kvHeads: kvHeads, headDim: d, scratch: &tiles)
         return out
     }
     var out = [Float](repeating: 0, count: t * hd), probs = [Float](repeating: 0, count: heads * t * t)
-    var tiles = [Float](repeating: 0, count: 8 * (d + 1))
+    var tiles = [Float](repeating: 0, count: attentionForwardScratch(t: t, prefix: 0, headDim: d))
     attentionForward(out: &out, probs: &probs, q: q, k: k, v: v, t: t, heads: heads, kvHeads: kvHeads, headDim: d, scratch: &tiles)
-    var dq = [Float](repeating: 0, count: t * hd), dk = [Float](repeating: 0, count: t * kvd), dv = dk
+    var dq = [Float](repeating: .nan, count: t * hd), dk = [Float](repeating: .nan, count: t * kvd), dv = dk
     var scratch = [Float](repeating: 0, count: t * t)
     attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: r, probs: probs, q: q, k: k, v: v, t: t, heads: heads,
                       kvHeads: kvHeads, headDim: d, scratch: &scratch)
@@ -126,11 +129,12 @@ func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) { $0 + Do
 
 /// The training forward's two attention paths — per-row `attendTiled` calls and per-head matrix products
 /// (sequences of 16 rows or more) — give the same output and the same saved probabilities, with and
-/// without a shared-prompt prefix, under grouped-query attention.
+/// without a shared-prompt prefix, under grouped-query attention. With the prefix a row sees up to 37
+/// positions, so the tiled side runs its four-tile loop and its tail.
 @Test(arguments: [0, 7])
 func attentionProductPathEqualsTiledPath(prefixRows: Int) {
     var rng = SplitMix64(seed: 9)
-    let t = 21, heads = 4, kvHeads = 2, d = 8, hd = heads * d, kvd = kvHeads * d, stride = hd + 2 * kvd
+    let t = 30, heads = 4, kvHeads = 2, d = 8, hd = heads * d, kvd = kvHeads * d, stride = hd + 2 * kvd
     let len = prefixRows + t
     // Fused q|k|v rows, as the model lays them out; the prefix's rows likewise.
     let rows = randomArray(t * stride, &rng), prefixRowsData = randomArray(max(1, prefixRows) * stride, &rng)

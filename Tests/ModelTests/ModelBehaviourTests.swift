@@ -171,10 +171,18 @@ func checkpointRoundTripIsBitExact(tied: Bool) throws {
 
 /// The vectorised AdamW against a plain scalar transcription of the update (clip, moments, bias
 /// correction, decoupled decay on matrices only), over three steps; also split over 2 and 3 threads (the
-/// learner's), where a tensor's runs end at uneven points.
-@Test(arguments: [1, 2, 3])
-func adamWMatchesScalarReference(threads: Int) throws {
-    let model = try tinyModel(seed: 91)
+/// learner's), on the tiny model and on one whose tensors are not multiples of eight long (12-wide norms,
+/// a 101 × 12 embedding), so runs end mid-vector and the scalar tails are split too.
+@Test(arguments: [1, 2, 3], [false, true])
+func adamWMatchesScalarReference(threads: Int, oddSizes: Bool) throws {
+    let model: Transformer
+    if oddSizes {
+        model = try Transformer(config: ModelConfig(vocabSize: 101, hiddenSize: 12, intermediateSize: 20, numHiddenLayers: 1,
+                                                    numAttentionHeads: 2, numKeyValueHeads: 1, maxPositionEmbeddings: 16))
+        model.initialize(seed: 91)
+    } else {
+        model = try tinyModel(seed: 91)
+    }
     let opt = AdamW(model: model, learningRate: 1e-2, beta1: 0.9, beta2: 0.95, weightDecay: 0.1, maxGradNorm: 0.5)
     opt.threads = threads
     var p = model.parameters.array.map(Double.init)
