@@ -200,13 +200,16 @@ public final class CoordinatorNode {
                 }
                 restoreSelection(learnerAt: Int(version))
             } else if rewind || weights.map({ version <= $0.version }) == true {
+                // Nothing is queued until advanceSchedule below, after the saved rounds are planned again: the
+                // first step issued gets its round's prompts. (A round in flight covers later steps than any
+                // saved one, so the two never plan the same step.)
                 scheduler.rewind(toVersion: Int(version))
                 selectedThrough = scheduler.nextStep
                 if reference != nil { reference = nil; selectionInFlight = false }
                 pendingFeed = nil
                 log.info("the learner re-sent its weights (it resumed, or its connection came back); its steps are issued again",
                          metadata: ["weights_version": "\(version)"])
-                if !selectionInFlight { restoreSelection(learnerAt: Int(version)) }
+                restoreSelection(learnerAt: Int(version))
             }
             if selector != nil && !referenceOnActors { latestParams = params }
             let chunks = WeightsChunk.split(params, version: version)

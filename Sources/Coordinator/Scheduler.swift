@@ -80,15 +80,16 @@ public struct Scheduler: Sendable {
         nextStep = step
     }
 
-    /// The learner resumed from an older checkpoint: forget queued and outstanding work and issue again
-    /// from its step (with new prompts: the draw continues, it does not repeat).
+    /// The learner resumed from an older checkpoint (or re-sent its weights): forget queued and outstanding
+    /// work and plans; the next `advance` issues again from its step (with new prompts: the draw continues,
+    /// it does not repeat). Nothing is queued here, so a caller can plan the steps first — a selection
+    /// round's saved prompts — and they are issued as planned.
     public mutating func rewind(toVersion version: Int) {
         queue.removeAll()
         outstanding.removeAll()
         planned.removeAll()
         exact.removeAll()
         nextStep = version
-        advance(toVersion: version)
     }
 
     /// Hands step `step` these prompts instead of uniform ones (a selection round's share of that step);

@@ -41,9 +41,22 @@ import Testing
     s.advance(toVersion: 5)
     _ = s.grant(actor: 1, capacity: 1)
     s.rewind(toVersion: 4)
-    #expect(s.outstanding.isEmpty)
+    #expect(s.outstanding.isEmpty && s.queue.isEmpty && s.nextStep == 4)
+    s.advance(toVersion: 4)
     #expect(s.queue.map(\.step) == [4, 4])
     #expect(s.nextStep == 5)
+}
+
+/// After a rewind the coordinator re-plans the steps a saved selection round chose, then advances: the
+/// first step issued gets its planned prompts, not a uniform draw (the bug: rewind queued it at once).
+@Test func aRewoundStepGetsItsRePlannedPrompts() {
+    var s = Scheduler(promptIDs: (0..<100).map(UInt64.init), batchSize: 2, maxLag: 0, seed: 3)
+    s.plan(step: 5, prompts: [70, 71])
+    s.advance(toVersion: 5)
+    s.rewind(toVersion: 5)
+    s.plan(step: 5, prompts: [70, 71])
+    s.advance(toVersion: 5)
+    #expect(s.queue.map(\.promptID) == [70, 71])
 }
 
 @Test func plannedPromptsReplaceTheUniformDraw() {
