@@ -79,26 +79,24 @@ def main():
                 reps += 1
         return best
 
+    def best_rate(fn, tokens):
+        """Tokens a second of the fastest repetition of fn within one window (at least one)."""
+        best, start = 0.0, time.perf_counter()
+        while True:
+            t0 = time.perf_counter()
+            fn()
+            best = max(best, tokens / (time.perf_counter() - t0))
+            if time.perf_counter() - start >= window:
+                return best
+
     train_step()
     decode()
     r = {"threads": args.threads, "torch": torch.__version__, "matmul_parameters": p_matmul,
          "sgemm_peak_gflops": 0.0, "train_tokens_per_s": 0.0, "decode_tokens_per_s": 0.0}
     for _ in range(args.rounds):
         r["sgemm_peak_gflops"] = max(r["sgemm_peak_gflops"], peak())
-        start = time.perf_counter()
-        while True:
-            t0 = time.perf_counter()
-            train_step()
-            r["train_tokens_per_s"] = max(r["train_tokens_per_s"], 32 * 64 / (time.perf_counter() - t0))
-            if time.perf_counter() - start >= window:
-                break
-        start = time.perf_counter()
-        while True:
-            t0 = time.perf_counter()
-            decode()
-            r["decode_tokens_per_s"] = max(r["decode_tokens_per_s"], 256 * 32 / (time.perf_counter() - t0))
-            if time.perf_counter() - start >= window:
-                break
+        r["train_tokens_per_s"] = max(r["train_tokens_per_s"], best_rate(train_step, 32 * 64))
+        r["decode_tokens_per_s"] = max(r["decode_tokens_per_s"], best_rate(decode, 256 * 32))
     r["train_gflops"] = 6 * p_matmul * r["train_tokens_per_s"] / 1e9
     r["decode_gflops"] = 2 * p_matmul * r["decode_tokens_per_s"] / 1e9
     r["train_fraction_of_peak"] = r["train_gflops"] / r["sgemm_peak_gflops"]
