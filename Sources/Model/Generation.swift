@@ -56,6 +56,19 @@ final class KVCache {
         }
         lengths = [Int](repeating: 0, count: sequences)
     }
+    /// Gives sequence `to` a copy of sequence `from`'s first `count` positions, in every layer and kv
+    /// head (whole key tiles: positions past `count` in the last one are overwritten before they are read).
+    func copyPositions(from: Int, to: Int, count: Int) {
+        let keyFloats = (count + 7) / 8 * 8 * headDim, valueFloats = count * headDim
+        for l in 0..<layers {
+            for h in 0..<kvHeads {
+                let src = block(l, from, h), dst = block(l, to, h)
+                (k.ptr + dst).update(from: k.ptr + src, count: keyFloats)
+                (v.ptr + dst).update(from: v.ptr + src, count: valueFloats)
+            }
+        }
+        lengths[to] = count
+    }
     /// Where the block of (layer, sequence, kv head) starts, in `k` and in `v`.
     @inline(__always) func block(_ l: Int, _ s: Int, _ head: Int) -> Int {
         ((l * sequences + s) * kvHeads + head) * stride * headDim
@@ -65,7 +78,14 @@ final class KVCache {
 extension Transformer {
     /// Samples a completion for every prompt, batching all live sequences through each matrix product.
     /// Sequence i draws from its own random stream (seed, i), so results don't depend on batch size.
+    /// Identical prompts (a rollout group's G samples of one prompt) are run through the model once: the
+    /// first sequence with that prompt prefills it, the others copy its cache and draw their first token
+    /// from its logits. `sharePrompts: false` prefills every sequence on its own (for tests).
     public func generate(prompts: [[Int32]], options: SamplingOptions) throws -> [Completion] {
+        try generate(prompts: prompts, options: options, sharePrompts: true)
+    }
+
+    func generate(prompts: [[Int32]], options: SamplingOptions, sharePrompts: Bool) throws -> [Completion] {
         guard !prompts.isEmpty else { return [] }
         for p in prompts { try checkTokens(p) }
         if let empty = prompts.firstIndex(where: { $0.isEmpty }) {
@@ -84,14 +104,26 @@ extension Transformer {
         var out = prompts.map { _ in Completion(tokens: [], logProbs: [], stopped: false) }
         var live = Array(0..<prompts.count)
         var step = 0
-        // Prefill with every prompt token, then one token per live sequence per step.
-        var rows: [(seq: Int, token: Int32)] = prompts.enumerated().flatMap { s, p in p.map { (s, $0) } }
+        // Which sequence prefills each one's prompt (itself, or the first with the same tokens), and that
+        // prefill's row among the logits the prefill returns.
+        var source = Array(0..<prompts.count), prefillRow = [Int](repeating: 0, count: prompts.count)
+        var firstWith: [[Int32]: Int] = [:], prefilled = 0
+        for (s, p) in prompts.enumerated() {
+            if sharePrompts, let f = firstWith[p] { source[s] = f } else { firstWith[p] = s; prefillRow[s] = prefilled; prefilled += 1 }
+            prefillRow[s] = prefillRow[source[s]]
+        }
+        // Prefill with every distinct prompt's tokens, then one token per live sequence per step.
+        var rows: [(seq: Int, token: Int32)] = prompts.enumerated().flatMap { s, p in source[s] == s ? p.map { (s, $0) } : [] }
         let vocab = config.vocabSize
         while !live.isEmpty && step < options.maxNewTokens {
             let logits = incremental(rows: rows, cache: cache)
+            if step == 0 {
+                for s in live where source[s] != s { cache.copyPositions(from: source[s], to: s, count: prompts[s].count) }
+            }
             var next: [(seq: Int, token: Int32)] = []
             for (k, s) in live.enumerated() {
-                let (tok, lp) = sample(logits: logits, row: k, vocab: vocab, options: options, rng: &rngs[s])
+                let row = step == 0 ? prefillRow[s] : k
+                let (tok, lp) = sample(logits: logits, row: row, vocab: vocab, options: options, rng: &rngs[s])
                 out[s].tokens.append(tok)
                 out[s].logProbs.append(lp)
                 if tok == options.stopToken { out[s].stopped = true } else { next.append((s, tok)) }

@@ -11,7 +11,8 @@ func tempDir(_ name: String) -> URL {
 @Test(arguments: [Float(0), 0.7, 1.0])
 func kvCacheGenerationEqualsFullRecomputation(temperature: Float) throws {
     let model = try tinyModel(seed: 31)
-    let prompts: [[Int32]] = [[1, 20, 21, 22], [1, 40], [1, 50, 51, 52, 53, 54, 55]]
+    // Repeated prompts share one prefill: their copied caches must give the same log-probs as recomputation.
+    let prompts: [[Int32]] = [[1, 20, 21, 22], [1, 40], [1, 20, 21, 22], [1, 50, 51, 52, 53, 54, 55], [1, 40]]
     let outs = try model.generate(prompts: prompts, options: SamplingOptions(
         temperature: temperature, maxNewTokens: 12, stopToken: 2, seed: 5))
     for (p, c) in zip(prompts, outs) {
@@ -43,6 +44,22 @@ func kvCacheGenerationEqualsFullRecomputation(temperature: Float) throws {
     for (a, b) in zip(both[0].logProbs, first[0].logProbs) { #expect(abs(a - b) < 1e-4) }
     let again = try model.generate(prompts: [[1, 10, 11], [1, 30]], options: opts)
     #expect(both == again)
+}
+
+/// A group's G samples of one prompt: prefilled once and copied, they draw what G separate prefills draw.
+@Test func repeatedPromptsSharePrefillWithoutChangingSamples() throws {
+    let model = try tinyModel(seed: 34)
+    let a: [Int32] = [1, 20, 21, 22, 23, 24, 25, 26, 27, 28], b: [Int32] = [1, 40, 41]  // a spans two key tiles
+    let prompts = [a, a, b, a, b, a, a, a, b]
+    let opts = SamplingOptions(temperature: 1, maxNewTokens: 12, stopToken: 2, seed: 7)
+    let shared = try model.generate(prompts: prompts, options: opts)
+    let separate = try model.generate(prompts: prompts, options: opts, sharePrompts: false)
+    for (s, (x, y)) in zip(shared, separate).enumerated() {
+        #expect(x.tokens == y.tokens, "sequence \(s)")
+        for (lx, ly) in zip(x.logProbs, y.logProbs) { #expect(abs(lx - ly) < 1e-5, "sequence \(s)") }
+    }
+    // Each copy still samples on its own stream.
+    #expect(Set(zip(prompts, shared).filter { $0.0 == a }.map(\.1.tokens)).count > 1)
 }
 
 @Test func topPOneTokenIsGreedy() throws {
@@ -159,7 +176,7 @@ func checkpointRoundTripIsBitExact(tied: Bool) throws {
     model.initialize(seed: 77)
     var rng = SplitMix64(seed: 78)
     for i in 0..<model.parameterCount { model.parameters[i] += 0.2 * rng.nextGaussian() }
-    let prompts: [[Int32]] = [[1, 20, 21, 22, 23, 24, 25, 26, 27, 28], [1, 40]]
+    let prompts: [[Int32]] = [[1, 20, 21, 22, 23, 24, 25, 26, 27, 28], [1, 40], [1, 20, 21, 22, 23, 24, 25, 26, 27, 28]]
     // Up to 50 positions: the decode kernel's four-tile score loop (32 positions) and its tail both run,
     // and the full forward takes the product path (16 rows or more).
     let outs = try model.generate(prompts: prompts, options: SamplingOptions(temperature: 1, maxNewTokens: 40, stopToken: nil, seed: 5))
