@@ -95,10 +95,10 @@ public enum TimeToTarget {
     }
 
     /// The table in the form of the paper's Table 1, as Markdown.
-    public static func markdown(target: Double?, rows: [Row], seeds: Int) -> String {
+    public static func markdown(target: Double?, rows: [Row], seeds: Int, baseline: String = "GRPO's") -> String {
         func pct(_ x: Double?) -> String { x.map { String(format: "%.1f%%", 100 * $0) } ?? "—" }
         func num(_ x: Double?, _ f: String) -> String { x.map { String(format: f, $0) } ?? "—" }
-        var s = "Target: \(pct(target)) held-out accuracy (GRPO's final, smoothed, mean of \(seeds) seed\(seeds == 1 ? "" : "s")).\n\n"
+        var s = "Target: \(pct(target)) held-out accuracy (\(baseline) final, smoothed, mean of \(seeds) seed\(seeds == 1 ? "" : "s")).\n\n"
         s += "| method | reached (seeds) | steps to target | steps saved | s / step | time per step saved | time to target | total time saved (± sd) | final accuracy |\n"
         s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         for r in rows {
@@ -107,6 +107,23 @@ public enum TimeToTarget {
             s += "| \(r.method) | \(reached)/\(r.steps.count) | \(num(r.meanSteps, "%.0f")) | \(pct(r.stepsSaved)) | "
             s += "\(num(r.secondsPerStep, "%.2f")) | \(pct(r.perStepTimeSaved)) | \(num(r.meanSeconds, "%.0f s")) | "
             s += "\(pct(r.totalTimeSaved))\(spread) | \(pct(r.finalAccuracy)) |\n"
+        }
+        return s
+    }
+
+    /// Each method's smoothed accuracy (mean over its seeds) at every `every`-th step that all its curves
+    /// have, as a Markdown table: how the curves compare along the way, not only at the target.
+    public static func milestones(curves: [String: [[Point]]], methods: [String], window: Int, every: Int) -> String {
+        var s = "| method | smoothed accuracy at step … |\n|---|---|\n"
+        for m in methods {
+            let seeds = (curves[m] ?? []).map { smooth($0, window: window) }
+            guard let first = seeds.first else { continue }
+            let marks = first.map(\.step).filter { $0 > 0 && $0 % every == 0 }.compactMap { step -> String? in
+                let values = seeds.compactMap { c in c.first { $0.step == step }?.accuracy }
+                guard values.count == seeds.count else { return nil }
+                return String(format: "%d: %.1f%%", step, 100 * values.reduce(0, +) / Double(values.count))
+            }
+            s += "| \(m) | \(marks.joined(separator: ", ")) |\n"
         }
         return s
     }

@@ -12,14 +12,15 @@ struct BenchTTTCommand: AsyncParsableCommand {
         commandName: "ttt",
         abstract: "Time to target: steps and wall-clock each method needs to reach plain GRPO's held-out accuracy.",
         discussion: """
-        From the same base checkpoint, with the same settings and seeds, runs `dots launch` for each method —
-        grpo (uniform, no replay), dots (DOTS selection), rr (rollout replay), dots+rr — one after another,
-        seed by seed, with a checkpoint every --checkpoint-every steps and no evaluation during training.
-        Then it evaluates every checkpoint on the held-out split (outside the training clock; the training
-        clock also leaves out checkpoint writing), smooths each curve with a trailing mean over --window
-        checkpoints, takes the target = GRPO's final smoothed accuracy (mean over seeds), and reports for each
-        method the first step and training time at which its smoothed curve reaches the target, in the form
-        of the paper's Table 1. Writes OUT/summary.json, OUT/table.md and OUT/accuracy.svg.
+        From the same base checkpoint, with the same settings and seeds, runs `dots launch` for each method — \
+        grpo (uniform, no replay), dots (DOTS selection), rr (rollout replay), dots+rr — one after another, \
+        seed by seed, with a checkpoint every --checkpoint-every steps and no evaluation during training. \
+        Then it evaluates every checkpoint on the held-out split (outside the training clock; the training \
+        clock also leaves out checkpoint writing), smooths each curve with a trailing mean over --window \
+        checkpoints, takes the target = GRPO's final smoothed accuracy (mean over seeds), and reports for each \
+        method the first step and training time at which its smoothed curve reaches the target, in the form \
+        of the paper's Table 1. Writes OUT/summary.json, OUT/table.md and OUT/accuracy.svg. With --compare it \
+        trains nothing and puts curves from several earlier OUT folders in one table, the first as the baseline.
         """)
 
     @Option(help: "The cluster file the runs start from (its [training] settings are shared by every method).")
@@ -38,6 +39,10 @@ struct BenchTTTCommand: AsyncParsableCommand {
     var keepCheckpoints = false
     @Flag(help: "Only summarise again (table and picture) from the curves in OUT/summary.json, e.g. with another --window.")
     var reportOnly = false
+    @Option(name: .customLong("compare"), help: ArgumentHelp(
+        "Compare curves from several bench ttt folders, e.g. --compare runs/a:grpo --compare runs/b:grpo (repeatable; the first is the baseline). Prints the table only.",
+        valueName: "RUN:METHOD"))
+    var comparisons: [String] = []
 
     static let methodSettings: [String: [String]] = [
         "grpo": ["training.selection=uniform", "training.replay=false"],
@@ -61,6 +66,7 @@ struct BenchTTTCommand: AsyncParsableCommand {
     }
 
     func run() throws {
+        if !comparisons.isEmpty { return try compare() }
         var cluster: ClusterConfig
         do {
             cluster = try ClusterConfig.load(path: config)
@@ -75,11 +81,7 @@ struct BenchTTTCommand: AsyncParsableCommand {
         say("Time to target: \(list.joined(separator: ", ")) × \(seedCount) seed(s) × \(stepCount) steps, checkpoints every \(checkpointEvery); output \(outDir.path)")
 
         if reportOnly {
-            struct Saved: Decodable { var methods: [String]; var seeds: Int; var curves: [String: [[TimeToTarget.Point]]] }
-            let file = outDir.appendingPathComponent("summary.json")
-            guard let data = try? Data(contentsOf: file), let saved = try? JSONDecoder().decode(Saved.self, from: data) else {
-                throw UserError("\(file.path) is missing or is not a summary written by dots bench ttt.")
-            }
+            let saved = try Self.loadSummary(outDir)
             try summarise(saved.curves, methods: saved.methods, seeds: saved.seeds, outDir: outDir)
             return
         }
@@ -116,6 +118,38 @@ struct BenchTTTCommand: AsyncParsableCommand {
         }
 
         try summarise(curves, methods: list, seeds: seedCount, outDir: outDir)
+    }
+
+    struct SavedSummary: Decodable { var methods: [String]; var seeds: Int; var curves: [String: [[TimeToTarget.Point]]] }
+
+    static func loadSummary(_ dir: URL) throws -> SavedSummary {
+        let file = dir.appendingPathComponent("summary.json")
+        guard let data = try? Data(contentsOf: file), let saved = try? JSONDecoder().decode(SavedSummary.self, from: data) else {
+            throw UserError("\(file.path) is missing or is not a summary written by dots bench ttt.")
+        }
+        return saved
+    }
+
+    /// `--compare`: one method's curves from each of several output folders (the same method at two batch
+    /// sizes, say), in one table with the first as the baseline, by the same smoothing and reach as a run's own.
+    func compare() throws {
+        var curves: [String: [[TimeToTarget.Point]]] = [:], labels: [String] = []
+        for spec in comparisons {
+            guard let colon = spec.lastIndex(of: ":"), colon != spec.startIndex else {
+                throw UserError("--compare \(spec): expected RUN:METHOD, e.g. runs/ttt9-b64:grpo.")
+            }
+            let run = String(spec[..<colon]), method = String(spec[spec.index(after: colon)...])
+            let saved = try Self.loadSummary(URL(fileURLWithPath: run))
+            guard let runs = saved.curves[method], !runs.isEmpty else {
+                throw UserError("--compare \(spec): \(run)/summary.json has no \(method) curves; it has \(saved.methods.joined(separator: ", ")).")
+            }
+            guard curves[spec] == nil else { throw UserError("--compare \(spec) is named twice.") }
+            curves[spec] = runs
+            labels.append(spec)
+        }
+        let (target, rows) = TimeToTarget.table(runs: curves, methods: labels, baseline: labels[0], window: window)
+        say(TimeToTarget.markdown(target: target, rows: rows, seeds: curves[labels[0]]!.count, baseline: labels[0] + "'s"))
+        say(TimeToTarget.milestones(curves: curves, methods: labels, window: window, every: 20))
     }
 
     /// The table, summary.json and the picture, from the evaluated curves.

@@ -9,12 +9,12 @@ struct BenchWireCommand: AsyncParsableCommand {
         commandName: "wire",
         abstract: "Speed of the wire: codec GB/s, weights broadcast vs raw libzmq, rollout groups/s into one PULL.",
         discussion: """
-        codec: encode + decode of one rollout group (G = 8, 64 prompt tokens, 256 tokens per completion), as
-        message bytes per second through both. broadcast: one PUB sends a whole weights version (4 MiB chunks)
-        to 8 SUBs over tcp loopback, each SUB decoding, validating and assembling it; the ratio divides its
-        time by raw libzmq sending the same bytes in the same chunk sizes to 8 SUBs that only receive them
-        (best of --repeats, interleaved). ingest: 4 PUSH threads send pre-encoded groups to one PULL that
-        receives and decodes them (the learner's side of the pipeline), for short (16-token) and long
+        codec: encode + decode of one rollout group (G = 8, 64 prompt tokens, 256 tokens per completion), as \
+        message bytes per second through both. broadcast: one PUB sends a whole weights version (4 MiB chunks) \
+        to 8 SUBs over tcp loopback, each SUB decoding, validating and assembling it; the ratio divides its \
+        time by raw libzmq sending the same bytes in the same chunk sizes to 8 SUBs that only receive them \
+        (best of --repeats, interleaved). ingest: 4 PUSH threads send pre-encoded groups to one PULL that \
+        receives and decodes them (the learner's side of the pipeline), for short (16-token) and long \
         (256-token) completions. Every socket has its own context, as separate processes would.
         """)
 

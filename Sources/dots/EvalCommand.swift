@@ -9,8 +9,8 @@ struct EvalCommand: AsyncParsableCommand {
         commandName: "eval",
         abstract: "Accuracy of a checkpoint on a task split, by family and level; or per-prompt pass rates.",
         discussion: """
-        Accuracy is the mean reward over --samples completions per prompt at --temperature (0 = greedy).
-        With --pass-rates, writes one JSON line per prompt with its pass rate (the paper's adaptive
+        Accuracy is the mean reward over --samples completions per prompt at --temperature (0 = greedy). \
+        With --pass-rates, writes one JSON line per prompt with its pass rate (the paper's adaptive \
         difficulty is 1 minus it) to --out.
         """)
 

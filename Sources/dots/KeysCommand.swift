@@ -8,8 +8,8 @@ struct KeysCommand: AsyncParsableCommand {
         commandName: "keys",
         abstract: "Make CURVE key pairs that keep strangers out of a cluster spanning machines.",
         discussion: """
-        A cluster across hosts needs one server pair (for the coordinator and learner, which bind) and one
-        pair per host (named in [hosts.NAME] public_key / secret_key). Copy each .public file where it is
+        A cluster across hosts needs one server pair (for the coordinator and learner, which bind) and one \
+        pair per host (named in [hosts.NAME] public_key / secret_key). Copy each .public file where it is \
         needed; a .secret file never leaves its host. See docs/protocol.md, "Security".
         """,
         subcommands: [KeysGenerateCommand.self])

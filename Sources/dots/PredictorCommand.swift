@@ -24,13 +24,13 @@ struct PredictorTrainCommand: AsyncParsableCommand {
         commandName: "train",
         abstract: "Train the difficulty predictor on the pass rates of several source checkpoints.",
         discussion: """
-        Labels: each source checkpoint (policies of different strength, e.g. `dots pretrain`'s source-1…3
-        and base) samples --samples completions of --prompts random train-split prompts; a prompt's label
-        under a source is its failure rate (adaptive difficulty). Embeddings: the frozen --embedder
-        checkpoint's mean-pooled final hidden state of every train prompt (copied into OUT/embedder and
-        cached in OUT/embeddings). Training: BCE on the soft labels, Adam with warm-up then linear decay,
-        each batch a fresh random reference set of K prompts under one source. 10% of the labelled prompts
-        are held out and the report gives ρ on them per source. Labels are cached in OUT/labels, so a
+        Labels: each source checkpoint (policies of different strength, e.g. `dots pretrain`'s source-1…3 \
+        and base) samples --samples completions of --prompts random train-split prompts; a prompt's label \
+        under a source is its failure rate (adaptive difficulty). Embeddings: the frozen --embedder \
+        checkpoint's mean-pooled final hidden state of every train prompt (copied into OUT/embedder and \
+        cached in OUT/embeddings). Training: BCE on the soft labels, Adam with warm-up then linear decay, \
+        each batch a fresh random reference set of K prompts under one source. 10% of the labelled prompts \
+        are held out and the report gives ρ on them per source. Labels are cached in OUT/labels, so a \
         second run into the same OUT retrains without rolling out again.
         """)
 
@@ -182,13 +182,13 @@ struct PredictorEvalCommand: AsyncParsableCommand {
         commandName: "eval",
         abstract: "Pearson ρ between predicted and measured adaptive difficulty of held-out prompts under a checkpoint.",
         discussion: """
-        The checkpoint rolls out K random train-split reference prompts (--reference-samples each) and
-        --prompts held-out prompts (--samples each): with --split train (the default, what the coordinator
-        predicts during training) random train-split prompts the predictor was not trained on, with --split
-        test the first test-split prompts. The
-        predictor predicts the test prompts' difficulty from the references' measured difficulty, as the
-        coordinator does during training; ρ compares it with the measured difficulty. The report also gives
-        the split-half ceiling: ρ between two independent halves of the samples, stepped up to the full
+        The checkpoint rolls out K random train-split reference prompts (--reference-samples each) and \
+        --prompts held-out prompts (--samples each): with --split train (the default, what the coordinator \
+        predicts during training) random train-split prompts the predictor was not trained on, with --split \
+        test the first test-split prompts. The \
+        predictor predicts the test prompts' difficulty from the references' measured difficulty, as the \
+        coordinator does during training; ρ compares it with the measured difficulty. The report also gives \
+        the split-half ceiling: ρ between two independent halves of the samples, stepped up to the full \
         count (Spearman–Brown); no predictor can correlate with noisy labels much beyond its square root.
         """)
 

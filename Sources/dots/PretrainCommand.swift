@@ -9,8 +9,8 @@ struct PretrainCommand: AsyncParsableCommand {
         commandName: "pretrain",
         abstract: "Supervised pre-training of a fresh small model on the built-in tasks' prompt → answer pairs.",
         discussion: """
-        Writes OUT/base (the checkpoint RL starts from) and OUT/source-1 … OUT/source-3, snapshots at 25%,
-        50% and 75% of training: policies of different strength for `dots predictor train`. Give a budget
+        Writes OUT/base (the checkpoint RL starts from) and OUT/source-1 … OUT/source-3, snapshots at 25%, \
+        50% and 75% of training: policies of different strength for `dots predictor train`. Give a budget \
         in minutes or in steps (steps make the run exactly reproducible from --seed).
         """)
 

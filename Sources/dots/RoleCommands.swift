@@ -60,8 +60,8 @@ struct LearnerCommand: ParsableCommand {
         commandName: "learner",
         abstract: "Run the learner: gathers rollout groups, runs the GRPO updates, publishes weights, checkpoints.",
         discussion: """
-        Usually started by `dots launch`. Trains training.steps steps, writes RUN_DIR/metrics.jsonl (a line a
-        step) and RUN_DIR/checkpoints/{step-N,final}, then exits 0. On SIGINT/SIGTERM it writes the final
+        Usually started by `dots launch`. Trains training.steps steps, writes RUN_DIR/metrics.jsonl (a line a \
+        step) and RUN_DIR/checkpoints/{step-N,final}, then exits 0. On SIGINT/SIGTERM it writes the final \
         checkpoint and exits 0. --resume continues from the newest checkpoint in RUN_DIR.
         """)
 
@@ -84,8 +84,8 @@ struct ActorCommand: ParsableCommand {
         commandName: "actor",
         abstract: "Run a rollout actor: generates and scores completions, streams rollout groups to the learner.",
         discussion: """
-        `dots launch` starts the actors cluster.conf places on its host. To add one on another machine,
-        copy cluster.conf (and this host's key files) there and run `dots actor --config cluster.conf
+        `dots launch` starts the actors cluster.conf places on its host. To add one on another machine, \
+        copy cluster.conf (and this host's key files) there and run `dots actor --config cluster.conf \
         --host NAME --index I`; it fetches the current weights from the coordinator and joins.
         """)
 

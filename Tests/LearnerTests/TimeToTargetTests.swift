@@ -34,3 +34,12 @@ private func curve(_ accs: [Double], secondsPerStep: Double) -> [TimeToTarget.Po
     #expect(md.contains("| fast | 1/1 | 4 | 50.0% |"))
     #expect(md.contains("| never | 0/1 | — |"))
 }
+
+@Test func milestonesAverageSmoothedAccuracyOverSeeds() {
+    // Two seeds, checkpoints every 2 steps up to 8; window 1, so the marks are the raw means.
+    let runs = ["a": [curve([0.1, 0.2, 0.3, 0.4, 0.5], secondsPerStep: 1), curve([0.1, 0.4, 0.5, 0.6, 0.7], secondsPerStep: 1)],
+                "short": [curve([0.1, 0.2], secondsPerStep: 1)]]
+    let md = TimeToTarget.milestones(curves: runs, methods: ["a", "short"], window: 1, every: 4)
+    #expect(md.contains("| a | 4: 40.0%, 8: 60.0% |"))
+    #expect(md.contains("| short |  |"))
+}
