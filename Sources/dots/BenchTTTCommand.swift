@@ -155,7 +155,7 @@ struct BenchTTTCommand: AsyncParsableCommand {
     /// The table, summary.json and the picture, from the evaluated curves.
     func summarise(_ curves: [String: [[TimeToTarget.Point]]], methods list: [String], seeds seedCount: Int, outDir: URL) throws {
         let (target, rows) = TimeToTarget.table(runs: curves, methods: list, baseline: list[0], window: window)
-        let table = TimeToTarget.markdown(target: target, rows: rows, seeds: seedCount)
+        let table = TimeToTarget.markdown(target: target, rows: rows, seeds: seedCount, baseline: list[0] == "grpo" ? "GRPO's" : "\(list[0])'s")
         say("\n" + table)
         try table.write(to: outDir.appendingPathComponent("table.md"), atomically: true, encoding: .utf8)
         let enc = JSONEncoder()
