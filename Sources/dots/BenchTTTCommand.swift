@@ -40,7 +40,7 @@ struct BenchTTTCommand: AsyncParsableCommand {
     @Flag(help: "Only summarise again (table and picture) from the curves in OUT/summary.json, e.g. with another --window.")
     var reportOnly = false
     @Option(name: .customLong("compare"), help: ArgumentHelp(
-        "Compare curves from several bench ttt folders, e.g. --compare runs/a:grpo --compare runs/b:grpo (repeatable; the first is the baseline). Prints the table only.",
+        "Compare curves from several bench ttt folders, e.g. --compare runs/a:grpo --compare runs/b:grpo (repeatable; the first is the baseline). Prints the tables only: trains nothing, writes nothing.",
         valueName: "RUN:METHOD"))
     var comparisons: [String] = []
 
@@ -135,7 +135,7 @@ struct BenchTTTCommand: AsyncParsableCommand {
     func compare() throws {
         var curves: [String: [[TimeToTarget.Point]]] = [:], labels: [String] = []
         for spec in comparisons {
-            guard let colon = spec.lastIndex(of: ":"), colon != spec.startIndex else {
+            guard let colon = spec.lastIndex(of: ":"), colon != spec.startIndex, spec.index(after: colon) != spec.endIndex else {
                 throw UserError("--compare \(spec): expected RUN:METHOD, e.g. runs/ttt9-b64:grpo.")
             }
             let run = String(spec[..<colon]), method = String(spec[spec.index(after: colon)...])
@@ -148,8 +148,14 @@ struct BenchTTTCommand: AsyncParsableCommand {
             labels.append(spec)
         }
         let (target, rows) = TimeToTarget.table(runs: curves, methods: labels, baseline: labels[0], window: window)
-        say(TimeToTarget.markdown(target: target, rows: rows, seeds: curves[labels[0]]!.count, baseline: labels[0] + "'s"))
-        say(TimeToTarget.milestones(curves: curves, methods: labels, window: window, every: 20))
+        let seeds = curves[labels[0]]!.count
+        say(TimeToTarget.markdown(target: target, rows: rows, seeds: seeds, baseline: labels[0] + "'s"))
+        for l in labels where curves[l]!.count != seeds {
+            say("Note: \(l) has \(curves[l]!.count) seed(s) against the baseline's \(seeds); the ± spread pairs seeds by position.")
+        }
+        // Milestones every ten checkpoints of the baseline's first curve (every 20 steps at the default 2).
+        let gap = curves[labels[0]]![0].dropFirst().first.map { max(1, $0.step) } ?? 1
+        say(TimeToTarget.milestones(curves: curves, methods: labels, window: window, every: 10 * gap))
     }
 
     /// The table, summary.json and the picture, from the evaluated curves.

@@ -42,4 +42,7 @@ private func curve(_ accs: [Double], secondsPerStep: Double) -> [TimeToTarget.Po
     let md = TimeToTarget.milestones(curves: runs, methods: ["a", "short"], window: 1, every: 4)
     #expect(md.contains("| a | 4: 40.0%, 8: 60.0% |"))
     #expect(md.contains("| short |  |"))
+    // A step that only some seeds have is left out rather than averaged over fewer seeds.
+    let ragged = ["r": [curve([0.1, 0.2, 0.3, 0.4, 0.5], secondsPerStep: 1), curve([0.1, 0.2, 0.3], secondsPerStep: 1)]]
+    #expect(TimeToTarget.milestones(curves: ragged, methods: ["r"], window: 1, every: 4).contains("| r | 4: 30.0% |"))
 }

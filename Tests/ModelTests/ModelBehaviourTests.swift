@@ -56,7 +56,8 @@ func kvCacheGenerationEqualsFullRecomputation(temperature: Float) throws {
     let separate = try model.generate(prompts: prompts, options: opts, sharePrompts: false)
     for (s, (x, y)) in zip(shared, separate).enumerated() {
         #expect(x.tokens == y.tokens, "sequence \(s)")
-        for (lx, ly) in zip(x.logProbs, y.logProbs) { #expect(abs(lx - ly) < 1e-5, "sequence \(s)") }
+        // To rounding: the two prefill different row counts, so BLAS may block them differently.
+        for (lx, ly) in zip(x.logProbs, y.logProbs) { #expect(abs(lx - ly) < 1e-4, "sequence \(s)") }
     }
     // Each copy still samples on its own stream.
     #expect(Set(zip(prompts, shared).filter { $0.0 == a }.map(\.1.tokens)).count > 1)
