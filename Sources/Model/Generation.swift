@@ -109,8 +109,14 @@ extension Transformer {
         var source = Array(0..<prompts.count), prefillRow = [Int](repeating: 0, count: prompts.count)
         var firstWith: [[Int32]: Int] = [:], prefilled = 0
         for (s, p) in prompts.enumerated() {
-            if sharePrompts, let f = firstWith[p] { source[s] = f } else { firstWith[p] = s; prefillRow[s] = prefilled; prefilled += 1 }
-            prefillRow[s] = prefillRow[source[s]]
+            if sharePrompts, let f = firstWith[p] {
+                source[s] = f
+                prefillRow[s] = prefillRow[f]
+            } else {
+                firstWith[p] = s
+                prefillRow[s] = prefilled
+                prefilled += 1
+            }
         }
         // Prefill with every distinct prompt's tokens, then one token per live sequence per step.
         var rows: [(seq: Int, token: Int32)] = prompts.enumerated().flatMap { s, p in source[s] == s ? p.map { (s, $0) } : [] }
