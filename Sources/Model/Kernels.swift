@@ -253,12 +253,17 @@ let attentionProductMinRows = 16
 @inline(__always)
 func softmaxInPlace(_ row: FPtr, visible: Int, count: Int) {
     let mx = rowMax(row, visible)
-    let inv = 1 / expShiftSum(row, row, shift: mx, visible)
-    let iv = F8(repeating: inv)
-    var j = 0
-    while j + 8 <= visible { store8(load8(row, j) * iv, row, j); j += 8 }
-    while j < visible { row[j] *= inv; j += 1 }
+    scaleRow(row, row, by: 1 / expShiftSum(row, row, shift: mx, visible), visible)
     (row + visible).update(repeating: 0, count: count - visible)
+}
+
+/// dst[0 ..< n] = src[0 ..< n] · factor, eight lanes at a time (dst may be src).
+@inline(__always)
+func scaleRow(_ dst: FPtr, _ src: CFPtr, by factor: Float, _ n: Int) {
+    let f = F8(repeating: factor)
+    var j = 0
+    while j + 8 <= n { store8(load8(src, j) * f, dst, j); j += 8 }
+    while j < n { dst[j] = src[j] * factor; j += 1 }
 }
 
 /// The largest of x[0 ..< n], eight lanes at a time.
@@ -458,12 +463,7 @@ func attendTiled(q: CFPtr, kT: CFPtr, v: CFPtr, vStride: Int, len: Int, d: Int, 
         p += 8
     }
     let inv = 1 / expShiftSum(scores, scores, shift: rowMax(scores, len), len)
-    if let probs {
-        let iv = F8(repeating: inv)
-        var j = 0
-        while j + 8 <= len { store8(load8(scores, j) * iv, probs, j); j += 8 }
-        while j < len { probs[j] = scores[j] * inv; j += 1 }
-    }
+    if let probs { scaleRow(probs, scores, by: inv, len) }
     if d == 32 {
         // Two positions per iteration into two sets of accumulators: twice the independent FMA chains.
         var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8(), b0 = F8(), b1 = F8(), b2 = F8(), b3 = F8()
