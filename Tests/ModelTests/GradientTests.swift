@@ -249,12 +249,15 @@ func wholeModelCrossEntropyGradient(tied: Bool) throws {
 }
 
 /// A group's prompt computed once (a parent sequence the completions continue) gives each completion
-/// the log-probs, loss and gradients of the prompt repeated in front of it.
-@Test func sharedPromptEqualsRepeatedPrompt() throws {
+/// the log-probs, loss and gradients of the prompt repeated in front of it. Short completions take the
+/// per-row attention forward; completions of 17 and 20 rows the per-head products, after the prompt's
+/// rows in the shared batch and from position 0 in the repeated one.
+@Test(arguments: [[3, 5, 1, 4], [20, 3, 17]])
+func sharedPromptEqualsRepeatedPrompt(lengths: [Int]) throws {
     let model = try tinyModel(seed: 31)
     var rng = SplitMix64(seed: 32)
     let prompt: [Int32] = (0..<6).map { _ in Int32(rng.next() % 100) }
-    let completions: [[Int32]] = [3, 5, 1, 4].map { n in (0..<n).map { _ in Int32(rng.next() % 100) } }
+    let completions: [[Int32]] = lengths.map { n in (0..<n).map { _ in Int32(rng.next() % 100) } }
     let full = TokenBatch(sequences: completions.map { prompt + $0 })
     let shared = TokenBatch(sequences: [Array(prompt.dropLast())] + completions.map { [prompt.last!] + $0 },
                             parents: [-1] + completions.map { _ in 0 })
