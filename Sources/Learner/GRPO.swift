@@ -56,6 +56,8 @@ public struct UpdateStats: Sendable {
     public var tokens = 0, miniBatches = 0
     /// Mean |log π_old − log π_beh| over trained tokens: how off-policy the data was.
     public var behaviourGap = 0.0
+    /// Mini-batches that needed the π_old pass (they held a group older than the step's weights).
+    public var oldLogProbBatches = 0
 }
 
 /// The GRPO update of DESIGN.md: group advantages, π_old recomputed just before the update, then the
@@ -124,10 +126,13 @@ public final class GRPOUpdater: @unchecked Sendable {
     /// One GRPO step over `groups` (fresh, lagged or replayed alike). Groups sampled with the weights
     /// the step starts from (`onPolicyVersion`) need no π_old pass: π_old is then π_beh, r_old = 1, and
     /// the loss is plain PPO-clip. A mini-batch with any older group (lagged, replayed) gets π_old
-    /// recomputed, as DESIGN.md's decoupled loss asks.
+    /// recomputed, as DESIGN.md's decoupled loss asks. The groups those weights sampled go into the first
+    /// mini-batches and older ones (lagged, replayed, DOTS reference groups rolled out a step early) into
+    /// the last, each in arrival order, so as few mini-batches as possible need the pass.
     public func update(_ groups: [TrainingGroup], onPolicyVersion: UInt64? = nil) throws -> UpdateStats {
         var stats = UpdateStats()
         let mb = max(1, settings.miniBatchGroups)
+        let groups = onPolicyVersion.map { v in groups.filter { $0.weightsVersion == v } + groups.filter { $0.weightsVersion != v } } ?? groups
         var batches: [Packed] = [], onPolicy: [Bool] = []
         for start in stride(from: 0, to: groups.count, by: mb) {
             let slice = groups[start..<min(start + mb, groups.count)]
@@ -139,6 +144,7 @@ public final class GRPOUpdater: @unchecked Sendable {
         var gapSum = 0.0, gapN = 0
         for (b, fresh) in zip(batches, onPolicy) {
             guard !b.sequences.isEmpty, !fresh else { old.append(nil); continue }
+            stats.oldLogProbBatches += 1
             let lp = try model.targetLogProbs(b.batch, temperature: settings.temperature)
             for i in 0..<lp.count where b.mask[i] > 0 { gapSum += Double(abs(lp[i] - b.behaviour[i])); gapN += 1 }
             old.append(lp)

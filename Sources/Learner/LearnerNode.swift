@@ -216,7 +216,7 @@ public final class LearnerNode {
             "tokens_per_s": tps, "groups_by_actor": Dictionary(uniqueKeysWithValues: groupsByActor.map { (String($0.key), $0.value) }),
             "lag": lags.reduce(0, +) / Double(max(1, lags.count)),
             "loss": stats.loss, "clip_fraction": stats.clipFraction, "grad_norm": stats.gradNorm,
-            "behaviour_gap": stats.behaviourGap, "tokens": stats.tokens,
+            "behaviour_gap": stats.behaviourGap, "old_logprob_batches": stats.oldLogProbBatches, "tokens": stats.tokens,
         ]
     }
 

@@ -83,6 +83,7 @@ import Testing
     let sa = try ua.update(groups, onPolicyVersion: 7)
     let sb = try ub.update(groups)
     #expect(sa.miniBatches == 2 && sb.miniBatches == 2)
+    #expect(sa.oldLogProbBatches == 0 && sb.oldLogProbBatches == 2)
     #expect(sa.behaviourGap == 0, "no π_old pass ran, so no gap was measured")
     #expect(sb.behaviourGap < 1e-5)
     let worst = zip(a.parameters.array, b.parameters.array).map { abs($0 - $1) }.max()!
@@ -94,6 +95,14 @@ import Testing
     _ = try ub.update(stale, onPolicyVersion: 8)
     let sc = try ub.update(stale, onPolicyVersion: 7)
     #expect(sc.behaviourGap > 0)
+    #expect(sc.oldLogProbBatches == 1)
+    // Older groups interleaved with current ones (as DOTS reference groups rolled out a step early arrive)
+    // are packed into the last mini-batches: two older groups of four, one pass, not two.
+    var mixed = try makeGroups(b, version: 9)
+    mixed[0].weightsVersion = 8
+    mixed[2].weightsVersion = 8
+    let sd = try ub.update(mixed, onPolicyVersion: 9)
+    #expect(sd.miniBatches == 2 && sd.oldLogProbBatches == 1)
 }
 
 /// Computing each group's prompt once for all its completions is the same update as repeating it in
