@@ -28,7 +28,7 @@ struct BenchTTTCommand: AsyncParsableCommand {
     @Flag(help: "A ten-minute version: 1 seed, 40 steps, the same code path.")
     var quick = false
     @Option(help: "Seeds per method (default 3; 1 with --quick).") var seeds: Int?
-    @Option(help: "Training steps per run (default 100; 40 with --quick).") var steps: Int?
+    @Option(help: "Training steps per run (default 200; 40 with --quick).") var steps: Int?
     @Option(help: "Methods to run, comma-separated, the baseline first.") var methods = "grpo,dots,rr,dots+rr"
     @Option(help: "Steps between checkpoints (each one is evaluated).") var checkpointEvery = 2
     @Option(help: "Smoothing window in checkpoints (trailing mean).") var window = 5
@@ -53,7 +53,7 @@ struct BenchTTTCommand: AsyncParsableCommand {
 
     var methodList: [String] { methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
     var seedCount: Int { seeds ?? (quick ? 1 : 3) }
-    var stepCount: Int { steps ?? (quick ? 40 : 100) }
+    var stepCount: Int { steps ?? (quick ? 40 : 200) }
 
     func validate() throws {
         for m in methodList where Self.methodSettings[m] == nil {

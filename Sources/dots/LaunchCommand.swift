@@ -186,6 +186,12 @@ struct LaunchPlan {
         }
     }
 
+    /// Whether a predictor folder holds any prompt-embedding cache (the coordinator's first DOTS run makes one).
+    static func hasEmbeddingCache(predictor dir: String) -> Bool {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: (dir as NSString).appendingPathComponent("embeddings"))) ?? []
+        return files.contains { $0.hasPrefix("embeddings-") && $0.hasSuffix(".safetensors") }
+    }
+
     /// `runDir`/checkpoints holds anything: launching into it continues that run.
     static func hasCheckpoints(_ runDir: String) -> Bool {
         let checkpoints = (runDir as NSString).appendingPathComponent("checkpoints")
@@ -342,6 +348,10 @@ final class Supervisor {
         }
         if plan.roles.contains(.learner) {
             display.say("Training \(plan.config.training.steps) steps. Ctrl-C stops cleanly: the learner writes a final checkpoint first.")
+            if plan.roles.contains(.coordinator), plan.config.training.selection == "dots",
+               let dir = plan.config.string("training.predictor"), !LaunchPlan.hasEmbeddingCache(predictor: dir) {
+                display.say("DOTS: before the first step the coordinator embeds the candidate prompts with the predictor's embedder (once, about 10 s for 20,000 here; cached in \(dir)/embeddings/).")
+            }
         } else {
             display.say("The learner runs on host \"\(plan.config.learnerHost.name)\" (progress and checkpoints are there); Ctrl-C stops this host's processes.")
         }
