@@ -52,6 +52,8 @@ public struct GRPOSettings: Sendable {
 }
 
 public struct UpdateStats: Sendable {
+    /// loss and clipFraction: means over the step's mini-batches; gradNorm: the largest of their
+    /// gradient norms before clipping.
     public var loss = 0.0, clipFraction = 0.0, gradNorm = 0.0
     public var tokens = 0, miniBatches = 0
     /// Mean |log π_old − log π_beh| over trained tokens: how off-policy the data was.
@@ -159,7 +161,7 @@ public final class GRPOUpdater: @unchecked Sendable {
                                    normalizer: Float(b.tokens))
             model.zeroGradients()
             let r = try model.loss(b.batch, .ppoClip(inputs))
-            stats.gradNorm = Double(optimizer.update(model))
+            stats.gradNorm = max(stats.gradNorm, Double(optimizer.update(model)))
             stats.loss += r.loss
             stats.clipFraction += r.clipFraction
             stats.miniBatches += 1

@@ -164,11 +164,14 @@ struct SoakReport: Codable {
 
         let logs = runDir.appendingPathComponent("logs")
         func log(_ name: String) -> String { (try? String(contentsOf: logs.appendingPathComponent(name), encoding: .utf8)) ?? "" }
-        // "actor 1001 restarted; re-queued 2 prompt(s) (prompt@step: 812@40 17@40)", or "… missed its heartbeats; …"
+        // logfmt: msg="actor 1001 restarted; its outstanding prompts are re-queued" actor=1001 prompts=2
+        // prompt_at_step="812@40 17@40" (a single item is not quoted; none is "").
         var requeued: [(prompt: Int, step: Int)] = []
         for line in log("coordinator.log").split(separator: "\n") where line.contains("re-queued") {
-            guard let list = line.range(of: "(prompt@step: ") else { continue }
-            for item in line[list.upperBound...].dropLast().split(separator: " ") {
+            guard let key = line.range(of: " prompt_at_step=") else { continue }
+            let rest = line[key.upperBound...]
+            let value = rest.first == "\"" ? rest.dropFirst().prefix { $0 != "\"" } : rest.prefix { $0 != " " }
+            for item in value.split(separator: " ") {
                 let parts = item.split(separator: "@").compactMap { Int($0) }
                 if parts.count == 2 { requeued.append((parts[0], parts[1])) }
             }

@@ -18,15 +18,16 @@ struct Dots: AsyncParsableCommand {
         abstract: "Data-efficient GRPO fine-tuning of language models: DOTS selection and rollout replay, actor–learner over ZeroMQ.",
         discussion: """
         Start here: `dots launch` starts the coordinator, the learner and the actors that cluster.conf \
-        places on this host, trains the committed base checkpoint with GRPO on the built-in tasks, and \
+        places on this host, trains the committed base checkpoint with GRPO and DOTS selection on the \
+        built-in tasks, and \
         writes runs/<time>/metrics.jsonl (a line per step), logs and checkpoints. Ctrl-C stops it cleanly; \
         `dots launch --resume RUN_DIR` continues.
 
         Watch: `dots top` (live, per worker), `dots plot RUN_DIR --out run.svg` (accuracy and tokens/s \
         over time). Look: `dots eval --checkpoint DIR` (accuracy), `dots sample` (what a checkpoint \
-        writes). Measure: `dots bench model|wire|ttt|soak`. DOTS selection: `dots launch --set \
-        training.selection=dots` (the predictor in checkpoints/predictor; `dots predictor train` makes \
-        another). Every subcommand has its own --help.
+        writes). Measure: `dots bench model|wire|ttt|soak`. Plain GRPO, the baseline: `dots launch --set \
+        training.selection=uniform`; DOTS uses the predictor in checkpoints/predictor (`dots predictor \
+        train` makes another). Every subcommand has its own --help.
         """,
         subcommands: [
             ModelCommand.self,

@@ -37,7 +37,8 @@ struct LaunchCommand: AsyncParsableCommand {
 
         Examples:
           dots launch --steps 200
-          dots launch --set training.batch_size=64 --set training.max_lag=1
+          dots launch --set training.selection=uniform     (plain GRPO, the baseline)
+          dots launch --set training.batch_size=32 --set training.max_lag=1
           dots launch --host gpu1     (on each host of a multi-host cluster)
           dots launch --resume runs/20261125-101500     (after a crash or Ctrl-C)
         """)
@@ -350,7 +351,12 @@ final class Supervisor {
             display.say("Training \(plan.config.training.steps) steps. Ctrl-C stops cleanly: the learner writes a final checkpoint first.")
             if plan.roles.contains(.coordinator), plan.config.training.selection == "dots",
                let dir = plan.config.string("training.predictor"), !LaunchPlan.hasEmbeddingCache(predictor: dir) {
-                display.say("DOTS: before the first step the coordinator embeds the candidate prompts with the predictor's embedder (once, about 10 s for 20,000 here; cached in \(dir)/embeddings/).")
+                display.say("DOTS: before the first step the coordinator embeds the candidate prompts with the predictor's embedder, unless they are cached (in \(dir)/embeddings/); the first time it takes a while (10–20 s for 20,000 prompts here).")
+            }
+            let t = plan.config.training
+            if plan.roles.contains(.coordinator), t.selection == "dots", t.maxLag > 0,
+               plan.config.bool("training.reference_feed") == true || (plan.config.int("training.reference_lead") ?? 0) > 0 {
+                display.say("Note: with max_lag = \(t.maxLag) DOTS feeds no reference groups to the learner (training.reference_feed needs max_lag = 0), and reference_lead adds to how far a round's references may run ahead of its weights.")
             }
         } else {
             display.say("The learner runs on host \"\(plan.config.learnerHost.name)\" (progress and checkpoints are there); Ctrl-C stops this host's processes.")

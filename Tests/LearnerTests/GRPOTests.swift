@@ -101,8 +101,15 @@ import Testing
     var mixed = try makeGroups(b, version: 9)
     mixed[0].weightsVersion = 8
     mixed[2].weightsVersion = 8
-    let sd = try ub.update(mixed, onPolicyVersion: 9)
+    let d = try Transformer(config: .tiny()), e = try Transformer(config: .tiny())
+    d.parameters.copy(from: b.parameters)
+    e.parameters.copy(from: b.parameters)
+    let sd = try GRPOUpdater(model: d, settings: s).update(mixed, onPolicyVersion: 9)
     #expect(sd.miniBatches == 2 && sd.oldLogProbBatches == 1)
+    // The same update as the groups in that order with π_old recomputed for all: only the order moved.
+    _ = try GRPOUpdater(model: e, settings: s).update([mixed[1], mixed[3], mixed[0], mixed[2]])
+    let gap = zip(d.parameters.array, e.parameters.array).map { abs($0 - $1) }.max()!
+    #expect(gap < 1e-5, "parameters differ by \(gap)")
 }
 
 /// Computing each group's prompt once for all its completions is the same update as repeating it in
