@@ -349,14 +349,14 @@ final class Supervisor {
         }
         if plan.roles.contains(.learner) {
             display.say("Training \(plan.config.training.steps) steps. Ctrl-C stops cleanly: the learner writes a final checkpoint first.")
-            if plan.roles.contains(.coordinator), plan.config.training.selection == "dots",
-               let dir = plan.config.string("training.predictor"), !LaunchPlan.hasEmbeddingCache(predictor: dir) {
-                display.say("DOTS: before the first step the coordinator embeds the candidate prompts with the predictor's embedder, unless they are cached (in \(dir)/embeddings/); the first time it takes a while (10–20 s for 20,000 prompts here).")
-            }
             let t = plan.config.training
-            if plan.roles.contains(.coordinator), t.selection == "dots", t.maxLag > 0,
-               plan.config.bool("training.reference_feed") == true || (plan.config.int("training.reference_lead") ?? 0) > 0 {
-                display.say("Note: with max_lag = \(t.maxLag) DOTS feeds no reference groups to the learner (training.reference_feed needs max_lag = 0), and reference_lead adds to how far a round's references may run ahead of its weights.")
+            if plan.roles.contains(.coordinator), t.selection == "dots" {
+                if let dir = plan.config.string("training.predictor"), !LaunchPlan.hasEmbeddingCache(predictor: dir) {
+                    display.say("DOTS: before the first step the coordinator embeds the candidate prompts with the predictor's embedder, unless they are cached (in \(dir)/embeddings/); the first time it takes a while (10–20 s for 20,000 prompts here).")
+                }
+                if t.maxLag > 0, plan.config.bool("training.reference_feed") == true || (plan.config.int("training.reference_lead") ?? 0) > 0 {
+                    display.say("Note: with max_lag = \(t.maxLag) DOTS feeds no reference groups to the learner (training.reference_feed needs max_lag = 0), and reference_lead adds to how far a round's references may run ahead of its weights.")
+                }
             }
         } else {
             display.say("The learner runs on host \"\(plan.config.learnerHost.name)\" (progress and checkpoints are there); Ctrl-C stops this host's processes.")
