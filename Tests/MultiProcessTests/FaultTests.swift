@@ -42,20 +42,31 @@ struct FaultTests {
         // before the restarted coordinator was up.
         let total = 16
         let launch = try cluster.launch(["--steps", "\(total)"] + dotsRoundsOfEight(predictor))
-        // Find the coordinator first and kill it the moment step 2 is logged: scanning the process table after
-        // step 2 once took long enough on a loaded CI machine for the run to finish round 0 (steps 0–7)
-        // before the kill, leaving no unfinished round to restore.
+        // The learner is stopped (SIGSTOP) from just before the kill until the restarted coordinator listens:
+        // otherwise the learner, training on prompts the dead coordinator had already handed out, once finished
+        // round 0 (steps 0–7) on a loaded CI machine before the new coordinator was up, leaving no unfinished
+        // round to restore.
         guard try await waitForSteps(1, cluster, launch) else { return }
-        let victims = processes(mentioning: cluster.runDir.path).filter { $0.commandLine.contains(" coordinator ") }
-        try #require(victims.count == 1, "expected one coordinator, found \(victims.map(\.commandLine))")
+        let running = processes(mentioning: cluster.runDir.path)
+        let victims = running.filter { $0.commandLine.contains(" coordinator ") }
+        try #require(victims.count == 1, "expected one coordinator, found \(running.map(\.commandLine))")
+        let learner = try #require(running.first { $0.commandLine.contains(" learner ") }, "no learner in \(running.map(\.commandLine))")
         guard try await waitForSteps(2, cluster, launch) else { return }
+        let listening = "listening; waiting for the learner's weights"
+        kill(learner.pid, SIGSTOP)
         kill(victims[0].pid, SIGKILL)
-        let stepsAtKill = cluster.metrics().count
+        let deadline = Date().addingTimeInterval(90)
+        while cluster.log("coordinator").components(separatedBy: listening).count < 3, launch.isRunning, Date() < deadline {
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        kill(learner.pid, SIGCONT)
+        #expect(cluster.log("coordinator").components(separatedBy: listening).count >= 3, "the coordinator was not restarted within 90 s.\n\(cluster.diagnostics())")
+        let stepsAtResume = cluster.metrics().count
         guard await cluster.expectEnd(launch, within: 180, after: "after the kill") else { return }
         let metrics = cluster.metrics().filter { $0["fresh_groups"] != nil }
         let steps = metrics.compactMap { ($0["step"] as? NSNumber)?.intValue }
         #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
-        #expect(cluster.log("coordinator").contains("restored from the selection state"), "the restarted coordinator did not restore the round it was killed in (\(stepsAtKill) steps logged at the kill).\n\(cluster.diagnostics())")
+        #expect(cluster.log("coordinator").contains("restored from the selection state"), "the restarted coordinator did not restore the round it was killed in (\(stepsAtResume) steps logged when the learner went on).\n\(cluster.diagnostics())")
         // Every step trained the prompts its round planned, before the kill and after it: had the restarted
         // coordinator selected round 0 afresh, the file would hold the new plan and the early steps differ.
         try expectStepsTrainedTheirPlans(cluster, total: total)
