@@ -108,6 +108,28 @@ public enum TimeToTarget {
             s += "\(num(r.secondsPerStep, "%.2f")) | \(pct(r.perStepTimeSaved)) | \(num(r.meanSeconds, "%.0f s")) | "
             s += "\(pct(r.totalTimeSaved))\(spread) | \(pct(r.finalAccuracy)) |\n"
         }
+        return s + "\n" + perSeed(rows: rows)
+    }
+
+    /// Where each seed reached the target: step and training seconds, and the time saved against the
+    /// baseline's run of the same seed (the first row), as a Markdown table — the pairs behind the ± spread.
+    public static func perSeed(rows: [Row]) -> String {
+        let seeds = rows.map(\.steps.count).max() ?? 0
+        guard let base = rows.first, seeds > 0 else { return "" }
+        var s = "| per seed: step / seconds to the target (time saved) |" + (1...seeds).map { " seed \($0) |" }.joined() + "\n"
+        s += "|---|" + String(repeating: "---:|", count: seeds) + "\n"
+        for r in rows {
+            s += "| \(r.method) |"
+            for i in 0..<seeds {
+                guard i < r.steps.count, let step = r.steps[i], let secs = r.seconds[i] else { s += " — |"; continue }
+                s += String(format: " %d / %.0f s", step, secs)
+                if r.method != base.method, i < base.seconds.count, let b = base.seconds[i], b > 0 {
+                    s += String(format: " (%.0f%%)", 100 * (1 - secs / b))
+                }
+                s += " |"
+            }
+            s += "\n"
+        }
         return s
     }
 

@@ -33,6 +33,10 @@ private func curve(_ accs: [Double], secondsPerStep: Double) -> [TimeToTarget.Po
     let md = TimeToTarget.markdown(target: target, rows: rows, seeds: 1)
     #expect(md.contains("| fast | 1/1 | 4 | 50.0% |"))
     #expect(md.contains("| never | 0/1 | — |"))
+    // The per-seed pairs: the baseline's own reach, the others' with the saving against the same seed.
+    #expect(md.contains("| grpo | 8 / 8 s |"))
+    #expect(md.contains("| fast | 4 / 2 s (75%) |"))
+    #expect(md.contains("| never | — |"))
 }
 
 @Test func milestonesAverageSmoothedAccuracyOverSeeds() {
