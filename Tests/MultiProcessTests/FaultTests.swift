@@ -26,7 +26,7 @@ struct FaultTests {
         #expect(steps == Array(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
         auditTrainedGroups(cluster.metrics(), maxLag: 0)
         let coordinatorLog = cluster.log("coordinator")
-        #expect(coordinatorLog.components(separatedBy: "listening;").count - 1 == 2, "the coordinator was not restarted once.\n\(cluster.diagnostics())")
+        #expect(cluster.count("listening;", inLog: "coordinator") == 2, "the coordinator was not restarted once.\n\(cluster.diagnostics())")
         #expect(coordinatorLog.contains("joined the learner at weights version"), "the restarted coordinator did not take the learner's version.\n\(cluster.diagnostics())")
         #expect(cluster.log("learner").contains("the coordinator is back"), "the learner did not re-send its weights.\n\(cluster.diagnostics())")
         let left = processes(mentioning: cluster.runDir.path)
@@ -56,11 +56,11 @@ struct FaultTests {
         kill(learner.pid, SIGSTOP)
         kill(victims[0].pid, SIGKILL)
         let deadline = Date().addingTimeInterval(90)
-        while cluster.log("coordinator").components(separatedBy: listening).count < 3, launch.isRunning, Date() < deadline {
+        while cluster.count(listening, inLog: "coordinator") < 2, launch.isRunning, Date() < deadline {
             try? await Task.sleep(for: .milliseconds(100))
         }
         kill(learner.pid, SIGCONT)
-        #expect(cluster.log("coordinator").components(separatedBy: listening).count >= 3, "the coordinator was not restarted within 90 s.\n\(cluster.diagnostics())")
+        #expect(cluster.count(listening, inLog: "coordinator") >= 2, "the coordinator was not restarted within 90 s.\n\(cluster.diagnostics())")
         let stepsAtResume = cluster.metrics().count
         guard await cluster.expectEnd(launch, within: 180, after: "after the kill") else { return }
         let metrics = cluster.metrics().filter { $0["fresh_groups"] != nil }
@@ -151,7 +151,7 @@ struct FaultTests {
         for _ in 0..<40 where !hit && launch.isRunning {
             try await Task.sleep(for: .milliseconds(500))
             // Kill only an actor-0 that has joined (holds weights, so it takes work).
-            let joined = cluster.log("actor-0").components(separatedBy: "msg=joined").count - 1
+            let joined = cluster.count("msg=joined", inLog: "actor-0")
             let victims = cluster.actorProcesses(index: 0)
             guard let victim = victims.first, joined > kills else { continue }
             kill(victim.pid, SIGKILL)
@@ -272,7 +272,7 @@ struct FaultTests {
         for role in ["learner", "coordinator"] {
             let log = cluster.log(role)
             #expect(log.contains("rejected ("), "the \(role) logged no rejects.\n\(cluster.diagnostics())")
-            #expect(log.components(separatedBy: "=== dots launch").count - 1 == 1, "the \(role) was restarted.\n\(cluster.diagnostics())")
+            #expect(cluster.count("=== dots launch", inLog: role) == 1, "the \(role) was restarted.\n\(cluster.diagnostics())")
         }
         auditTrainedGroups(cluster.metrics(), maxLag: 0)
     }
@@ -385,6 +385,11 @@ extension TestCluster {
     /// A role's whole log.
     func log(_ role: String) -> String {
         (try? String(contentsOf: runDir.appendingPathComponent("logs/\(role).log"), encoding: .utf8)) ?? ""
+    }
+
+    /// How many times `text` occurs in a role's log (a restarted role appends to the same file).
+    func count(_ text: String, inLog role: String) -> Int {
+        log(role).components(separatedBy: text).count - 1
     }
 }
 

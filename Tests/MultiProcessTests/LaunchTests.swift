@@ -127,8 +127,7 @@ struct LaunchTests {
         #expect(steps.count == total, "\(steps.count) of \(total) steps logged.\n\(cluster.diagnostics())")
         let leftBehind = processes(mentioning: cluster.runDir.path)
         #expect(leftBehind.isEmpty, "processes left behind: \(leftBehind.map(\.commandLine))")
-        let log = (try? String(contentsOf: cluster.runDir.appendingPathComponent("logs/actor-0.log"), encoding: .utf8)) ?? ""
-        #expect(log.components(separatedBy: "msg=started").count - 1 >= 2, "actor-0 was not restarted.\n\(cluster.diagnostics())")
+        #expect(cluster.count("msg=started", inLog: "actor-0") >= 2, "actor-0 was not restarted.\n\(cluster.diagnostics())")
         // Its re-queued prompts were trained once: no group in two steps, none of a wrong version.
         auditTrainedGroups(cluster.metrics(), maxLag: 0)
     }
@@ -157,7 +156,7 @@ struct LaunchTests {
         // numbering continues where the checkpoint left it.
         #expect(Set(steps) == Set(1...total), "steps logged: \(steps).\n\(cluster.diagnostics())")
         #expect(steps.last == total)
-        let log = (try? String(contentsOf: cluster.runDir.appendingPathComponent("logs/learner.log"), encoding: .utf8)) ?? ""
+        let log = cluster.log("learner")
         #expect(log.contains("resumed from"), "the learner did not resume.\n\(cluster.diagnostics())")
         #expect(FileManager.default.fileExists(atPath: cluster.runDir.appendingPathComponent("checkpoints/final/learner_state.json").path))
         // Resumed at a checkpoint step s: the next line logged is step s + 1, trained on version s groups.

@@ -72,7 +72,7 @@ extension LaunchTests {
         _ = await launch.wait(seconds: 60)
 
         // Structured log lines: run id, role and worker on each.
-        let actorLog = (try? String(contentsOf: cluster.runDir.appendingPathComponent("logs/actor-1.log"), encoding: .utf8)) ?? ""
+        let actorLog = cluster.log("actor-1")
         #expect(actorLog.contains("level=info run=run role=actor worker=1001 msg=started"), "\(actorLog.suffix(500))")
 
         // dots plot of the run it just wrote.
