@@ -44,6 +44,8 @@ public enum TimeToTarget {
         /// Per seed: step and training seconds at which the smoothed curve first reached the target (nil: never).
         public var steps: [Int?]
         public var seconds: [Double?]
+        /// Per seed: 1 − seconds / the baseline's seconds for the same seed (nil where either never reached it).
+        public var timeSaved: [Double?]
         /// Means over the seeds that reached the target.
         public var meanSteps: Double?
         public var meanSeconds: Double?
@@ -79,17 +81,17 @@ public enum TimeToTarget {
             let meanSteps = mean(reached.map { Double($0.step) }), meanSeconds = mean(reached.map(\.seconds))
             let perStep = mean(reached.map { $0.seconds / Double(max(1, $0.step)) })
             // Paired by seed: the saving of seed i against the baseline's seed i.
-            let paired = zip(r, base).compactMap { a, b -> Double? in
+            let paired = zip(r, base).map { a, b -> Double? in
                 guard let a, let b, b.seconds > 0 else { return nil }
                 return 1 - a.seconds / b.seconds
             }
             let finals = (runs[m] ?? []).compactMap { smooth($0, window: window).last?.accuracy }
-            return Row(method: m, steps: r.map { $0?.step }, seconds: r.map { $0?.seconds },
+            return Row(method: m, steps: r.map { $0?.step }, seconds: r.map { $0?.seconds }, timeSaved: paired,
                        meanSteps: meanSteps, meanSeconds: meanSeconds, secondsPerStep: perStep,
                        stepsSaved: meanSteps.flatMap { s in baseSteps.map { 1 - s / $0 } },
                        perStepTimeSaved: perStep.flatMap { s in basePerStep.map { 1 - s / $0 } },
                        totalTimeSaved: meanSeconds.flatMap { s in baseSeconds.map { 1 - s / $0 } },
-                       totalTimeSavedSpread: sd(paired), finalAccuracy: mean(finals))
+                       totalTimeSavedSpread: sd(paired.compactMap { $0 }), finalAccuracy: mean(finals))
         }
         return (target, rows)
     }
@@ -115,17 +117,15 @@ public enum TimeToTarget {
     /// baseline's run of the same seed (the first row), as a Markdown table — the pairs behind the ± spread.
     public static func perSeed(rows: [Row]) -> String {
         let seeds = rows.map(\.steps.count).max() ?? 0
-        guard let base = rows.first, seeds > 0 else { return "" }
+        guard seeds > 0 else { return "" }
         var s = "| per seed: step / seconds to the target (time saved) |" + (1...seeds).map { " seed \($0) |" }.joined() + "\n"
         s += "|---|" + String(repeating: "---:|", count: seeds) + "\n"
-        for r in rows {
+        for (k, r) in rows.enumerated() {
             s += "| \(r.method) |"
             for i in 0..<seeds {
                 guard i < r.steps.count, let step = r.steps[i], let secs = r.seconds[i] else { s += " — |"; continue }
                 s += String(format: " %d / %.0f s", step, secs)
-                if r.method != base.method, i < base.seconds.count, let b = base.seconds[i], b > 0 {
-                    s += String(format: " (%.0f%%)", 100 * (1 - secs / b))
-                }
+                if k > 0, i < r.timeSaved.count, let saved = r.timeSaved[i] { s += String(format: " (%.0f%%)", 100 * saved) }
                 s += " |"
             }
             s += "\n"
