@@ -58,7 +58,8 @@ public struct UpdateStats: Sendable {
     public var tokens = 0, miniBatches = 0
     /// Mean |log π_old − log π_beh| over trained tokens: how off-policy the data was.
     public var behaviourGap = 0.0
-    /// Mini-batches that needed the π_old pass (they held a group older than the step's weights).
+    /// Mini-batches that needed the π_old pass (they held a group older than the step's weights and
+    /// came after the first mini-batch, which takes π_old from its own forward).
     public var oldLogProbBatches = 0
 }
 
@@ -127,45 +128,57 @@ public final class GRPOUpdater: @unchecked Sendable {
 
     /// One GRPO step over `groups` (fresh, lagged or replayed alike). Groups sampled with the weights
     /// the step starts from (`onPolicyVersion`) need no π_old pass: π_old is then π_beh, r_old = 1, and
-    /// the loss is plain PPO-clip. A mini-batch with any older group (lagged, replayed) gets π_old
-    /// recomputed, as DESIGN.md's decoupled loss asks. The groups those weights sampled go into the first
-    /// mini-batches and older ones (lagged, replayed, DOTS reference groups rolled out a step early) into
-    /// the last, each in arrival order, so as few mini-batches as possible need the pass.
+    /// the loss is plain PPO-clip. A mini-batch with any older group (lagged, replayed, DOTS reference
+    /// groups rolled out a step early) needs π_old, the step's starting weights, as DESIGN.md's decoupled
+    /// loss asks. The first mini-batch is trained at those very weights, so its own forward gives π_old
+    /// and it needs no pass either: older groups fill it first, then the current ones follow, then the
+    /// rest of the older ones, each in arrival order, so as few mini-batches as possible need the pass
+    /// (with no `onPolicyVersion`, every mini-batch but the first gets it).
     public func update(_ groups: [TrainingGroup], onPolicyVersion: UInt64? = nil) throws -> UpdateStats {
         var stats = UpdateStats()
         let mb = max(1, settings.miniBatchGroups)
-        let groups = onPolicyVersion.map { v in groups.filter { $0.weightsVersion == v } + groups.filter { $0.weightsVersion != v } } ?? groups
+        let groups = onPolicyVersion.map { v in
+            let older = groups.filter { $0.weightsVersion != v }
+            return older.prefix(mb) + groups.filter { $0.weightsVersion == v } + older.dropFirst(mb)
+        } ?? groups
         var batches: [Packed] = [], onPolicy: [Bool] = []
         for start in stride(from: 0, to: groups.count, by: mb) {
             let slice = groups[start..<min(start + mb, groups.count)]
             batches.append(pack(Array(slice)))
             onPolicy.append(onPolicyVersion.map { v in slice.allSatisfy { $0.weightsVersion == v } } ?? false)
         }
-        // π_old: each off-policy mini-batch's log-probs under the weights before this step's first update.
+        // π_old: each later off-policy mini-batch's log-probs under the weights before this step's first
+        // update. The first non-empty mini-batch takes them from its own forward (`oldIsCurrent`).
+        let first = batches.firstIndex { !$0.sequences.isEmpty && $0.tokens > 0 }
         var old: [[Float]?] = []
         var gapSum = 0.0, gapN = 0
-        for (b, fresh) in zip(batches, onPolicy) {
-            guard !b.sequences.isEmpty, !fresh else { old.append(nil); continue }
+        func addGap(_ lp: [Float], _ b: Packed) {
+            for i in 0..<lp.count where b.mask[i] > 0 { gapSum += Double(abs(lp[i] - b.behaviour[i])); gapN += 1 }
+        }
+        for (i, (b, fresh)) in zip(batches, onPolicy).enumerated() {
+            guard !b.sequences.isEmpty, !fresh, i != first else { old.append(nil); continue }
             stats.oldLogProbBatches += 1
             let lp = try model.targetLogProbs(b.batch, temperature: settings.temperature)
-            for i in 0..<lp.count where b.mask[i] > 0 { gapSum += Double(abs(lp[i] - b.behaviour[i])); gapN += 1 }
+            addGap(lp, b)
             old.append(lp)
         }
-        stats.behaviourGap = gapN > 0 ? gapSum / Double(gapN) : 0
         optimizer.learningRate = settings.learningRate
-        for (b, oldLP) in zip(batches, old) {
+        for (i, (b, oldLP)) in zip(batches, old).enumerated() {
             stats.tokens += b.tokens
             guard !b.sequences.isEmpty, b.tokens > 0 else { continue }
+            let atOld = i == first && !onPolicy[i]
             let inputs = PPOInputs(advantages: b.advantages, behaviourLogProbs: b.behaviour, oldLogProbs: oldLP,
-                                   mask: b.mask, epsilon: settings.clipEpsilon, temperature: settings.temperature,
-                                   normalizer: Float(b.tokens))
+                                   oldIsCurrent: atOld, mask: b.mask, epsilon: settings.clipEpsilon,
+                                   temperature: settings.temperature, normalizer: Float(b.tokens))
             model.zeroGradients()
             let r = try model.loss(b.batch, .ppoClip(inputs))
+            if atOld { addGap(r.logProbs, b) }
             stats.gradNorm = max(stats.gradNorm, Double(optimizer.update(model)))
             stats.loss += r.loss
             stats.clipFraction += r.clipFraction
             stats.miniBatches += 1
         }
+        stats.behaviourGap = gapN > 0 ? gapSum / Double(gapN) : 0
         if stats.miniBatches > 0 {
             stats.loss /= Double(stats.miniBatches)
             stats.clipFraction /= Double(stats.miniBatches)

@@ -94,7 +94,7 @@ public final class LearnerNode {
                 guard let frames = try rollouts.receive(timeout: .milliseconds(200)) else { continue }
                 guard let env = codec.decode(frames, rejects: rejects), case .rolloutGroup(let g) = env.message else { continue }
                 // DOTS reference groups fed by the coordinator may be `reference_lead` versions older: they
-                // were rolled out on the weights one step before their round (and get a π_old pass).
+                // were rolled out on the weights one step before their round (and need π_old, as lagged groups do).
                 let lag = t.maxLag + (env.sender == ClusterConfig.coordinatorID ? feedLead : 0)
                 if g.weightsVersion + UInt64(lag) < version || g.weightsVersion > version {
                     staleThisStep += 1

@@ -18,16 +18,20 @@ public struct PPOInputs: Sendable {
     public var behaviourLogProbs: [Float]
     /// π_old's log-probs, recomputed just before the update; nil means π_old = π_beh (r_old = 1).
     public var oldLogProbs: [Float]?
+    /// π_old is the weights this loss is evaluated at (a step's first mini-batch, before any update):
+    /// r_old = r, held constant, so no separate π_old pass is needed. Overrides `oldLogProbs`.
+    public var oldIsCurrent: Bool
     public var mask: [Float]
     public var epsilon: Float
     public var temperature: Float
     public var normalizer: Float?
 
-    public init(advantages: [Float], behaviourLogProbs: [Float], oldLogProbs: [Float]? = nil, mask: [Float],
-                epsilon: Float = 0.2, temperature: Float = 1, normalizer: Float? = nil) {
+    public init(advantages: [Float], behaviourLogProbs: [Float], oldLogProbs: [Float]? = nil, oldIsCurrent: Bool = false,
+                mask: [Float], epsilon: Float = 0.2, temperature: Float = 1, normalizer: Float? = nil) {
         self.advantages = advantages
         self.behaviourLogProbs = behaviourLogProbs
         self.oldLogProbs = oldLogProbs
+        self.oldIsCurrent = oldIsCurrent
         self.mask = mask
         self.epsilon = epsilon
         self.temperature = temperature
@@ -61,7 +65,7 @@ extension Transformer {
             try checkCount(pi.advantages, "The advantage array")
             try checkCount(pi.behaviourLogProbs, "The behaviour log-prob array")
             try checkCount(pi.mask, "The loss mask")
-            if let old = pi.oldLogProbs { try checkCount(old, "The old log-prob array") }
+            if let old = pi.oldLogProbs, !pi.oldIsCurrent { try checkCount(old, "The old log-prob array") }
             guard pi.temperature > 0 else { throw ModelError.input("The PPO temperature must be positive.") }
             temperature = pi.temperature
         }
@@ -113,7 +117,8 @@ extension Transformer {
                 guard pi.mask[i] > 0 else { continue }
                 let adv = pi.advantages[i], beh = pi.behaviourLogProbs[i]
                 let r = expf(lp - beh)
-                let rOld = pi.oldLogProbs.map { expf($0[i] - beh) } ?? 1
+                // With π_old = π_θ the separate pass would give these very log-probs, so r_old = r exactly.
+                let rOld = pi.oldIsCurrent ? r : pi.oldLogProbs.map { expf($0[i] - beh) } ?? 1
                 let clampedR = min(max(r, rOld * (1 - pi.epsilon)), rOld * (1 + pi.epsilon))
                 let unclippedLoss = -adv * r, clippedLoss = -adv * clampedR
                 let m = pi.mask[i] / norm

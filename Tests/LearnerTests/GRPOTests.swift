@@ -83,33 +83,41 @@ import Testing
     let sa = try ua.update(groups, onPolicyVersion: 7)
     let sb = try ub.update(groups)
     #expect(sa.miniBatches == 2 && sb.miniBatches == 2)
-    #expect(sa.oldLogProbBatches == 0 && sb.oldLogProbBatches == 2)
+    // Without a version every mini-batch counts as older; the first takes π_old from its own forward.
+    #expect(sa.oldLogProbBatches == 0 && sb.oldLogProbBatches == 1)
     #expect(sa.behaviourGap == 0, "no π_old pass ran, so no gap was measured")
     #expect(sb.behaviourGap < 1e-5)
     let worst = zip(a.parameters.array, b.parameters.array).map { abs($0 - $1) }.max()!
     #expect(worst < 1e-5, "parameters differ by \(worst)")
     #expect(abs(sa.loss - sb.loss) < 1e-5)
-    // A stale group: its mini-batch measures π_old (a nonzero gap once the weights have moved).
+    // A stale group goes into the first mini-batch, which measures π_old in its own forward (a nonzero
+    // gap once the weights have moved) and needs no pass.
     var stale = try makeGroups(b, version: 7)
     stale[3].weightsVersion = 6
     _ = try ub.update(stale, onPolicyVersion: 8)
     let sc = try ub.update(stale, onPolicyVersion: 7)
     #expect(sc.behaviourGap > 0)
-    #expect(sc.oldLogProbBatches == 1)
-    // Older groups interleaved with current ones (as DOTS reference groups rolled out a step early arrive)
-    // are packed into the last mini-batches: two older groups of four, one pass, not two.
+    #expect(sc.oldLogProbBatches == 0)
+    // Older groups interleaved with current ones (as DOTS reference groups rolled out a step early or
+    // replayed groups arrive) fill the first mini-batch, then the current ones, then the rest of the older:
+    // three older groups of four, one pass (the second mini-batch), where older-last packing needed two.
     var mixed = try makeGroups(b, version: 9)
-    mixed[0].weightsVersion = 8
-    mixed[2].weightsVersion = 8
+    for i in [0, 1, 2] { mixed[i].weightsVersion = 8 }
     let d = try Transformer(config: .tiny()), e = try Transformer(config: .tiny())
     d.parameters.copy(from: b.parameters)
     e.parameters.copy(from: b.parameters)
     let sd = try GRPOUpdater(model: d, settings: s).update(mixed, onPolicyVersion: 9)
     #expect(sd.miniBatches == 2 && sd.oldLogProbBatches == 1)
-    // The same update as the groups in that order with π_old recomputed for all: only the order moved.
-    _ = try GRPOUpdater(model: e, settings: s).update([mixed[1], mixed[3], mixed[0], mixed[2]])
-    let gap = zip(d.parameters.array, e.parameters.array).map { abs($0 - $1) }.max()!
-    #expect(gap < 1e-5, "parameters differ by \(gap)")
+    // The same update as the groups in that order with π_old recomputed for every later mini-batch.
+    let se = try GRPOUpdater(model: e, settings: s).update([mixed[0], mixed[1], mixed[3], mixed[2]])
+    #expect(se.oldLogProbBatches == 1)
+    #expect(d.parameters.array == e.parameters.array)
+    // Two older groups of four fill the first mini-batch: no pass at all.
+    mixed[1].weightsVersion = 9
+    let f = try Transformer(config: .tiny())
+    f.parameters.copy(from: b.parameters)
+    let sf = try GRPOUpdater(model: f, settings: s).update(mixed, onPolicyVersion: 9)
+    #expect(sf.miniBatches == 2 && sf.oldLogProbBatches == 0)
 }
 
 /// Computing each group's prompt once for all its completions is the same update as repeating it in

@@ -237,6 +237,30 @@ func wholeModelCrossEntropyGradient(tied: Bool) throws {
     try wholeModelCheck(model, batch, .ppoClip(inputs))
 }
 
+/// π_old taken from the loss's own forward (`oldIsCurrent`, a step's first mini-batch) is the loss and
+/// gradient of recomputing π_old in a separate pass at the same weights: bit for bit. Behaviour log-probs
+/// far from the current ones, so r lies outside [1 − ε, 1 + ε] and only r_old keeps the clip away.
+@Test func piOldFromTheSameForwardEqualsTheSeparatePass() throws {
+    let model = try tinyModel(seed: 51)
+    var rng = SplitMix64(seed: 52)
+    let batch = TokenBatch(sequences: [7, 5].map { n in (0..<n).map { _ in Int32(rng.next() % 100) } })
+    let n = batch.rowCount
+    let adv = randomArray(n, &rng), mask: [Float] = (0..<n).map { $0 % 3 == 0 ? 0 : 1 }
+    let beh = try model.targetLogProbs(batch, temperature: 0.9).enumerated().map { $0.1 + ($0.0 % 2 == 0 ? 0.4 : -0.4) }
+    func run(_ inputs: PPOInputs) throws -> (LossResult, [Float]) {
+        model.zeroGradients()
+        let r = try model.loss(batch, .ppoClip(inputs))
+        return (r, model.gradients.array)
+    }
+    let pass = try model.targetLogProbs(batch, temperature: 0.9)
+    let (a, ga) = try run(PPOInputs(advantages: adv, behaviourLogProbs: beh, oldLogProbs: pass, mask: mask, temperature: 0.9))
+    let (b, gb) = try run(PPOInputs(advantages: adv, behaviourLogProbs: beh, oldIsCurrent: true, mask: mask, temperature: 0.9))
+    let (c, _) = try run(PPOInputs(advantages: adv, behaviourLogProbs: beh, mask: mask, temperature: 0.9))
+    #expect(a.loss == b.loss && a.clipFraction == 0 && b.clipFraction == 0)
+    #expect(ga == gb)
+    #expect(c.clipFraction > 0, "without r_old the same rows are clipped")
+}
+
 /// A batch where two sequences continue a shared prompt (a parent) and one stands alone: the whole
 /// model's gradient, parent rows included, against finite differences.
 @Test func wholeModelGradientWithASharedPrompt() throws {
