@@ -147,32 +147,33 @@ public final class GRPOUpdater: @unchecked Sendable {
             batches.append(pack(Array(slice)))
             onPolicy.append(onPolicyVersion.map { v in slice.allSatisfy { $0.weightsVersion == v } } ?? false)
         }
-        // π_old: each later off-policy mini-batch's log-probs under the weights before this step's first
-        // update. The first non-empty mini-batch takes them from its own forward (`oldIsCurrent`).
+        // π_old of each mini-batch: π_beh for current groups; for older ones, the log-probs under the
+        // weights before this step's first update: the first trained mini-batch's own forward gives
+        // them, later ones need a separate pass.
         let first = batches.firstIndex { !$0.sequences.isEmpty && $0.tokens > 0 }
-        var old: [[Float]?] = []
+        var old: [OldPolicy] = []
         var gapSum = 0.0, gapN = 0
         func addGap(_ lp: [Float], _ b: Packed) {
             for i in 0..<lp.count where b.mask[i] > 0 { gapSum += Double(abs(lp[i] - b.behaviour[i])); gapN += 1 }
         }
         for (i, (b, fresh)) in zip(batches, onPolicy).enumerated() {
-            guard !b.sequences.isEmpty, !fresh, i != first else { old.append(nil); continue }
+            if b.sequences.isEmpty || fresh { old.append(.behaviour); continue }
+            if i == first { old.append(.current); continue }
             stats.oldLogProbBatches += 1
             let lp = try model.targetLogProbs(b.batch, temperature: settings.temperature)
             addGap(lp, b)
-            old.append(lp)
+            old.append(.logProbs(lp))
         }
         optimizer.learningRate = settings.learningRate
-        for (i, (b, oldLP)) in zip(batches, old).enumerated() {
+        for (b, o) in zip(batches, old) {
             stats.tokens += b.tokens
             guard !b.sequences.isEmpty, b.tokens > 0 else { continue }
-            let atOld = i == first && !onPolicy[i]
-            let inputs = PPOInputs(advantages: b.advantages, behaviourLogProbs: b.behaviour, oldLogProbs: oldLP,
-                                   oldIsCurrent: atOld, mask: b.mask, epsilon: settings.clipEpsilon,
-                                   temperature: settings.temperature, normalizer: Float(b.tokens))
+            let inputs = PPOInputs(advantages: b.advantages, behaviourLogProbs: b.behaviour, old: o, mask: b.mask,
+                                   epsilon: settings.clipEpsilon, temperature: settings.temperature,
+                                   normalizer: Float(b.tokens))
             model.zeroGradients()
             let r = try model.loss(b.batch, .ppoClip(inputs))
-            if atOld { addGap(r.logProbs, b) }
+            if case .current = o { addGap(r.logProbs, b) }
             stats.gradNorm = max(stats.gradNorm, Double(optimizer.update(model)))
             stats.loss += r.loss
             stats.clipFraction += r.clipFraction

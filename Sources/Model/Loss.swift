@@ -16,27 +16,34 @@ public enum Objective: Sendable {
 public struct PPOInputs: Sendable {
     public var advantages: [Float]
     public var behaviourLogProbs: [Float]
-    /// π_old's log-probs, recomputed just before the update; nil means π_old = π_beh (r_old = 1).
-    public var oldLogProbs: [Float]?
-    /// π_old is the weights this loss is evaluated at (a step's first mini-batch, before any update):
-    /// r_old = r, held constant, so no separate π_old pass is needed. Overrides `oldLogProbs`.
-    public var oldIsCurrent: Bool
+    /// Where π_old comes from.
+    public var old: OldPolicy
     public var mask: [Float]
     public var epsilon: Float
     public var temperature: Float
     public var normalizer: Float?
 
-    public init(advantages: [Float], behaviourLogProbs: [Float], oldLogProbs: [Float]? = nil, oldIsCurrent: Bool = false,
-                mask: [Float], epsilon: Float = 0.2, temperature: Float = 1, normalizer: Float? = nil) {
+    public init(advantages: [Float], behaviourLogProbs: [Float], old: OldPolicy = .behaviour, mask: [Float],
+                epsilon: Float = 0.2, temperature: Float = 1, normalizer: Float? = nil) {
         self.advantages = advantages
         self.behaviourLogProbs = behaviourLogProbs
-        self.oldLogProbs = oldLogProbs
-        self.oldIsCurrent = oldIsCurrent
+        self.old = old
         self.mask = mask
         self.epsilon = epsilon
         self.temperature = temperature
         self.normalizer = normalizer
     }
+}
+
+/// π_old of the decoupled PPO-clip loss.
+public enum OldPolicy: Sendable {
+    /// π_old = π_beh: fresh on-policy data, r_old = 1.
+    case behaviour
+    /// π_old's log-probs per row, recomputed just before the update.
+    case logProbs([Float])
+    /// The weights this loss is evaluated at (a step's first mini-batch, before any update): r_old = r,
+    /// held constant, exactly what a separate pass at these weights would give.
+    case current
 }
 
 public struct LossResult: Sendable {
@@ -65,7 +72,7 @@ extension Transformer {
             try checkCount(pi.advantages, "The advantage array")
             try checkCount(pi.behaviourLogProbs, "The behaviour log-prob array")
             try checkCount(pi.mask, "The loss mask")
-            if let old = pi.oldLogProbs, !pi.oldIsCurrent { try checkCount(old, "The old log-prob array") }
+            if case .logProbs(let old) = pi.old { try checkCount(old, "The old log-prob array") }
             guard pi.temperature > 0 else { throw ModelError.input("The PPO temperature must be positive.") }
             temperature = pi.temperature
         }
@@ -117,8 +124,12 @@ extension Transformer {
                 guard pi.mask[i] > 0 else { continue }
                 let adv = pi.advantages[i], beh = pi.behaviourLogProbs[i]
                 let r = expf(lp - beh)
-                // With π_old = π_θ the separate pass would give these very log-probs, so r_old = r exactly.
-                let rOld = pi.oldIsCurrent ? r : pi.oldLogProbs.map { expf($0[i] - beh) } ?? 1
+                let rOld: Float
+                switch pi.old {
+                case .behaviour: rOld = 1
+                case .logProbs(let old): rOld = expf(old[i] - beh)
+                case .current: rOld = r
+                }
                 let clampedR = min(max(r, rOld * (1 - pi.epsilon)), rOld * (1 + pi.epsilon))
                 let unclippedLoss = -adv * r, clippedLoss = -adv * clampedR
                 let m = pi.mask[i] / norm

@@ -237,7 +237,7 @@ func wholeModelCrossEntropyGradient(tied: Bool) throws {
     try wholeModelCheck(model, batch, .ppoClip(inputs))
 }
 
-/// π_old taken from the loss's own forward (`oldIsCurrent`, a step's first mini-batch) is the loss and
+/// π_old taken from the loss's own forward (`OldPolicy.current`, a step's first mini-batch) is the loss and
 /// gradient of recomputing π_old in a separate pass at the same weights: bit for bit. Behaviour log-probs
 /// far from the current ones, so r lies outside [1 − ε, 1 + ε] and only r_old keeps the clip away.
 @Test func piOldFromTheSameForwardEqualsTheSeparatePass() throws {
@@ -253,8 +253,8 @@ func wholeModelCrossEntropyGradient(tied: Bool) throws {
         return (r, model.gradients.array)
     }
     let pass = try model.targetLogProbs(batch, temperature: 0.9)
-    let (a, ga) = try run(PPOInputs(advantages: adv, behaviourLogProbs: beh, oldLogProbs: pass, mask: mask, temperature: 0.9))
-    let (b, gb) = try run(PPOInputs(advantages: adv, behaviourLogProbs: beh, oldIsCurrent: true, mask: mask, temperature: 0.9))
+    let (a, ga) = try run(PPOInputs(advantages: adv, behaviourLogProbs: beh, old: .logProbs(pass), mask: mask, temperature: 0.9))
+    let (b, gb) = try run(PPOInputs(advantages: adv, behaviourLogProbs: beh, old: .current, mask: mask, temperature: 0.9))
     let (c, _) = try run(PPOInputs(advantages: adv, behaviourLogProbs: beh, mask: mask, temperature: 0.9))
     #expect(a.loss == b.loss && a.clipFraction == 0 && b.clipFraction == 0)
     #expect(ga == gb)
