@@ -144,7 +144,9 @@ extension Transformer {
     /// Runs `rows` (new tokens, grouped by sequence in order) through the model with the cache and
     /// returns the logits of the last new token of each sequence present, in order of appearance.
     /// The residual stream stays in one buffer: each block's output is added into it by the matrix
-    /// product itself (β = 1), so no separate add pass and no zeroing pass.
+    /// product itself (β = 1), so no separate add pass and no zeroing pass. In a prefill (several rows
+    /// of one sequence), the last layer's keys and values are cached for every row, but its attention,
+    /// output projection and MLP run only for each sequence's last row: nothing reads the others'.
     func incremental(rows: [(seq: Int, token: Int32)], cache: KVCache) -> [Float] {
         let n = rows.count, c = config.hiddenSize, heads = config.numAttentionHeads
         let kvHeads = config.numKeyValueHeads, d = config.headDim, hd = heads * d, kvd = config.kvDim
@@ -161,22 +163,25 @@ extension Transformer {
             if i + 1 == n || rows[i + 1].seq != r.seq { lastRows.append(i) }
         }
         let m = lastRows.count
-        // Scratch, re-used across calls: x | ln | qkv | att | gu | h | scores | last | normed | logits.
+        // Scratch, re-used across calls: x | ln | qkv | att | gu | h | scores | normed | logits.
         var off = 0
         func take(_ k: Int) -> Int { defer { off += k }; return off }
         let oX = take(n * c), oLn = take(n * c), oQkv = take(n * qkvDim), oAtt = take(n * hd)
         let oGu = take(n * 2 * inter), oH = take(n * inter), oScores = take(stride)
-        let oLast = take(m * c), oNormed = take(m * c), oLogits = take(m * vocab)
+        let oNormed = take(m * c), oLogits = take(m * vocab)
         let sb = decodeScratch.reserve(off)
         let x = sb + oX, ln = sb + oLn, qkv = sb + oQkv, att = sb + oAtt, gu = sb + oGu, hbuf = sb + oH
         let scores = sb + oScores
         for (i, r) in rows.enumerated() {
             (x + i * c).update(from: p + L.embed + Int(r.token) * c, count: c)
         }
+        let allRows = Array(0..<n), lastLayer = config.numHiddenLayers - 1
         positions.withUnsafeBufferPointer { posBuffer in
             let pos = posBuffer.baseAddress!
             for l in 0..<config.numHiddenLayers {
                 let W = L.layers[l]
+                // The rows that go on past the cache writes: all, or in the last layer each sequence's last.
+                let attend = l == lastLayer ? lastRows : allRows, na = attend.count
                 rmsnormForward(ln, nil, x, p + W.inputNorm, n: n, c: c, eps: eps)
                 linearForward(qkv, ln, p + W.q, n: n, inDim: c, outDim: qkvDim)
                 ropeApply(qkv, positions: pos, n: n, heads: heads, headDim: d, rowStride: qkvDim, tables: rope, inverse: false)
@@ -189,34 +194,36 @@ extension Transformer {
                         (cache.v.ptr + b + t * d).update(from: qkv + i * qkvDim + hd + kvd + h * d, count: d)
                     }
                 }
-                for (i, r) in rows.enumerated() {
-                    let len = Int(pos[i]) + 1
+                for (k, i) in attend.enumerated() {
+                    let len = Int(pos[i]) + 1, seq = rows[i].seq
                     for h in 0..<heads {
-                        let b = cache.block(l, r.seq, h / group)
+                        let b = cache.block(l, seq, h / group)
                         // Hint the next head's (or next row's first head's) keys and values into cache while
                         // this one computes: each block is a short run the hardware prefetcher starts late on.
-                        let (ni, nh) = h + 1 < heads ? (i, h + 1) : (i + 1, 0)
-                        if ni < n, nh % group == 0 {
+                        let (nk, nh) = h + 1 < heads ? (k, h + 1) : (k + 1, 0)
+                        if nk < na, nh % group == 0 {
+                            let ni = attend[nk]
                             let nb = cache.block(l, rows[ni].seq, nh / group), bytes = (Int(pos[ni]) + 1) * d * 4
                             let kp = UnsafeRawPointer(cache.k.ptr + nb), vp = UnsafeRawPointer(cache.v.ptr + nb)
                             var o = 0
                             while o < bytes { dots_prefetch(kp + o); dots_prefetch(vp + o); o += 64 }
                         }
                         attendTiled(q: qkv + i * qkvDim + h * d, kT: cache.k.ptr + b, v: cache.v.ptr + b,
-                                    vStride: d, len: len, d: d, scale: scale, scores: scores, out: att + i * hd + h * d)
+                                    vStride: d, len: len, d: d, scale: scale, scores: scores, out: att + k * hd + h * d)
                     }
                 }
-                linearForward(x, att, p + W.o, n: n, inDim: hd, outDim: c, accumulate: true)
-                rmsnormForward(ln, nil, x, p + W.postNorm, n: n, c: c, eps: eps)
-                linearForward(gu, ln, p + W.gate, n: n, inDim: c, outDim: 2 * inter)
-                swigluForward(hbuf, gu, n: n, inter: inter)
-                linearForward(x, hbuf, p + W.down, n: n, inDim: inter, outDim: c, accumulate: true)
+                // Those rows' residuals move up to the front (attend[k] ≥ k: a row is read before it is overwritten).
+                if na < n { for (k, i) in attend.enumerated() where i != k { (x + k * c).update(from: x + i * c, count: c) } }
+                linearForward(x, att, p + W.o, n: na, inDim: hd, outDim: c, accumulate: true)
+                rmsnormForward(ln, nil, x, p + W.postNorm, n: na, c: c, eps: eps)
+                linearForward(gu, ln, p + W.gate, n: na, inDim: c, outDim: 2 * inter)
+                swigluForward(hbuf, gu, n: na, inter: inter)
+                linearForward(x, hbuf, p + W.down, n: na, inDim: inter, outDim: c, accumulate: true)
             }
         }
-        // Final norm and LM head for the last row of each sequence only.
-        let last = sb + oLast, normed = sb + oNormed, logits = sb + oLogits
-        for (k, i) in lastRows.enumerated() { (last + k * c).update(from: x + i * c, count: c) }
-        rmsnormForward(normed, nil, last, p + L.finalNorm, n: m, c: c, eps: eps)
+        // Final norm and LM head: x's first m rows are now each sequence's last row.
+        let normed = sb + oNormed, logits = sb + oLogits
+        rmsnormForward(normed, nil, x, p + L.finalNorm, n: m, c: c, eps: eps)
         linearForward(logits, normed, p + L.lmHead, n: m, inDim: c, outDim: vocab)
         return Array(UnsafeBufferPointer(start: logits, count: m * vocab))
     }
