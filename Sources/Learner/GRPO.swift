@@ -80,21 +80,24 @@ public final class GRPOUpdater: @unchecked Sendable {
     /// prompt but its last token is one parent sequence, and each completion's sequence is that last
     /// token then the completion, so completion token k is predicted by the sequence's row k; otherwise
     /// each sequence is the whole prompt then the completion, and completion token k (at position P + k)
-    /// is predicted by row P + k − 1.
+    /// is predicted by row P + k − 1. A completion's final token is only a target (nothing attends to
+    /// its row, whose own target would be past the end): it is the sequence's `lastTargets` entry, not
+    /// a row, which spares one row of every layer, forward and backward, per completion.
     struct Packed {
-        var sequences: [[Int32]] = [], parents: [Int] = []
+        var sequences: [[Int32]] = [], parents: [Int] = [], lastTargets: [Int32] = []
         var advantages: [Float] = [], behaviour: [Float] = [], mask: [Float] = []
         var tokens = 0
 
-        mutating func append(_ sequence: [Int32], parent: Int = -1) {
+        mutating func append(_ sequence: [Int32], parent: Int = -1, lastTarget: Int32 = -1) {
             sequences.append(sequence)
             parents.append(parent)
+            lastTargets.append(lastTarget)
             advantages += [Float](repeating: 0, count: sequence.count)
             behaviour += [Float](repeating: 0, count: sequence.count)
             mask += [Float](repeating: 0, count: sequence.count)
         }
 
-        var batch: TokenBatch { TokenBatch(sequences: sequences, parents: parents) }
+        var batch: TokenBatch { TokenBatch(sequences: sequences, parents: parents, lastTargets: lastTargets) }
     }
 
     func pack(_ groups: [TrainingGroup]) -> Packed {
@@ -104,7 +107,8 @@ public final class GRPOUpdater: @unchecked Sendable {
             p.tokens += g.completions.map(\.tokens.count).reduce(0, +)
             // A zero advantage contributes nothing but its tokens to the token mean: skip its compute.
             let trained = zip(g.completions, adv).filter { $0.1 != 0 && !$0.0.tokens.isEmpty }
-            guard !trained.isEmpty else { continue }
+            // Every completion token needs a row before it to predict it: no prompt, nothing to train.
+            guard !trained.isEmpty, !g.promptTokens.isEmpty else { continue }
             let promptLen = g.promptTokens.count
             var parent = -1, head = g.promptTokens
             if settings.sharePrompts && promptLen >= 2 {
@@ -114,7 +118,7 @@ public final class GRPOUpdater: @unchecked Sendable {
             }
             for (c, a) in trained {
                 let rowStart = p.advantages.count
-                p.append(head + c.tokens, parent: parent)
+                p.append(head + c.tokens.dropLast(), parent: parent, lastTarget: c.tokens.last!)
                 for k in 0..<c.tokens.count {
                     let row = rowStart + head.count + k - 1
                     p.advantages[row] = a

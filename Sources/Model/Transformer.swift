@@ -4,13 +4,16 @@ import Foundation
 /// Positions restart at 0 for each sequence; attention never crosses a sequence boundary, except into
 /// a sequence's parent: a sequence may continue another one (a prompt shared by a group's completions,
 /// computed once), its positions then start after the parent's rows and its attention sees every parent
-/// row before its own. Targets stay within a sequence.
+/// row before its own. Targets stay within a sequence, except a sequence's last row, whose target may be
+/// given (`lastTargets`): a sequence whose final token is only ever a target then needs no row for it.
 public struct TokenBatch: Sendable {
     public let tokens: [Int32]
     /// Sequence s occupies rows seqStarts[s] ..< seqStarts[s+1].
     public let seqStarts: [Int]
     /// The sequence each one continues (an earlier one without a parent of its own), or −1.
     public let parents: [Int]
+    /// The target of each sequence's last row, −1 for none.
+    public let lastTargets: [Int32]
 
     public init(sequences: [[Int32]]) {
         self.init(sequences: sequences, parents: [Int](repeating: -1, count: sequences.count))
@@ -18,16 +21,20 @@ public struct TokenBatch: Sendable {
 
     /// - Parameter parents: per sequence, the index of an earlier sequence with no parent whose rows it
     ///   continues, or −1.
-    public init(sequences: [[Int32]], parents: [Int]) {
+    /// - Parameter lastTargets: per sequence, the token its last row predicts, or −1 (the default: none).
+    public init(sequences: [[Int32]], parents: [Int], lastTargets: [Int32]? = nil) {
         precondition(parents.count == sequences.count, "one parent entry per sequence")
         for (s, p) in parents.enumerated() where p >= 0 {
             precondition(p < s && parents[p] < 0, "sequence \(s)'s parent \(p) must come earlier and have no parent")
         }
+        let last = lastTargets ?? [Int32](repeating: -1, count: sequences.count)
+        precondition(last.count == sequences.count, "one last target per sequence")
         var starts = [0], tokens: [Int32] = []
         for s in sequences { tokens += s; starts.append(tokens.count) }
         self.tokens = tokens
         seqStarts = starts
         self.parents = parents
+        self.lastTargets = last
     }
 
     /// Rows of sequence s's parent (0 without one): the position of its first row.
@@ -39,11 +46,12 @@ public struct TokenBatch: Sendable {
     public var rowCount: Int { tokens.count }
     public var sequenceCount: Int { seqStarts.count - 1 }
 
-    /// The next-token target of each row, −1 for the last row of a sequence.
+    /// The next-token target of each row; a sequence's last row has its `lastTargets` entry.
     public var targets: [Int32] {
         var t = [Int32](repeating: -1, count: tokens.count)
-        for s in 0..<sequenceCount {
-            for i in seqStarts[s]..<max(seqStarts[s], seqStarts[s + 1] - 1) { t[i] = tokens[i + 1] }
+        for s in 0..<sequenceCount where seqStarts[s + 1] > seqStarts[s] {
+            for i in seqStarts[s]..<(seqStarts[s + 1] - 1) { t[i] = tokens[i + 1] }
+            t[seqStarts[s + 1] - 1] = lastTargets[s]
         }
         return t
     }
@@ -141,6 +149,7 @@ public final class Transformer: @unchecked Sendable {
     @discardableResult
     public func forward(_ batch: TokenBatch) throws -> UnsafeBufferPointer<Float> {
         try checkTokens(batch.tokens)
+        try checkTokens(batch.lastTargets.filter { $0 >= 0 })
         for s in 0..<batch.sequenceCount where batch.prefixLength(s) + batch.seqStarts[s + 1] - batch.seqStarts[s] > config.maxPositionEmbeddings {
             throw ModelError.input("A sequence of \(batch.prefixLength(s) + batch.seqStarts[s + 1] - batch.seqStarts[s]) tokens exceeds max_position_embeddings \(config.maxPositionEmbeddings).")
         }

@@ -155,3 +155,45 @@ import Testing
     let moved = zip(a.parameters.array, reference.parameters.array).map { abs($0 - $1) }.max()!
     #expect(moved > 1e-3, "the update did not move the model")
 }
+
+/// The learner's packing (the prompt once, each completion's final token only a target, not a row) gives
+/// the update the decoupled loss over whole prompt + completion sequences gives, written out by hand.
+@Test(arguments: [false, true])
+func packedUpdateEqualsTheLossOverWholeSequences(sharePrompts: Bool) throws {
+    let a = try Transformer(config: .tiny()), b = try Transformer(config: .tiny())
+    a.initialize(seed: 12)
+    b.initialize(seed: 12)
+    let prompt: [Int32] = [1, 20, 21, 22]
+    let comps: [[Int32]] = [[30, 31, 2], [40], [50, 51, 52, 2]], rewards: [Float] = [1, 0, 0]
+    var s = GRPOSettings()
+    s.learningRate = 1e-2
+    s.temperature = 0.9
+    s.sharePrompts = sharePrompts
+    // Behaviour log-probs a little off the current weights', so the ratios are not all 1.
+    let behaviour = try comps.map { c in
+        let lp = try a.targetLogProbs(TokenBatch(sequences: [prompt + c]), temperature: s.temperature)
+        return lp[(prompt.count - 1)..<(prompt.count - 1 + c.count)].enumerated().map { $1 - 0.05 * Float($0 + 1) }
+    }
+    let group = TrainingGroup(promptID: 1, promptTokens: prompt,
+                              completions: (0..<3).map { (comps[$0], behaviour[$0], rewards[$0]) },
+                              weightsVersion: 0, actorID: 1000, generationSeconds: 0)
+    let start = a.parameters.array
+    _ = try GRPOUpdater(model: a, settings: s).update([group], onPolicyVersion: 0)
+
+    let whole = TokenBatch(sequences: comps.map { prompt + $0 })
+    var adv = [Float](repeating: 0, count: whole.rowCount), beh = adv, mask = adv
+    for (j, (c, A)) in zip(comps, groupAdvantages(rewards, divideByStd: s.divideByStd)).enumerated() {
+        for k in 0..<c.count {
+            let row = whole.seqStarts[j] + prompt.count - 1 + k
+            (adv[row], beh[row], mask[row]) = (A, behaviour[j][k], 1)
+        }
+    }
+    let inputs = PPOInputs(advantages: adv, behaviourLogProbs: beh, mask: mask, epsilon: s.clipEpsilon,
+                           temperature: s.temperature, normalizer: Float(comps.map(\.count).reduce(0, +)))
+    b.zeroGradients()
+    _ = try b.loss(whole, .ppoClip(inputs))
+    AdamW(model: b, learningRate: s.learningRate, weightDecay: 0, maxGradNorm: s.maxGradNorm).update(b)
+    let worst = zip(a.parameters.array, b.parameters.array).map { abs($0 - $1) }.max()!
+    let moved = zip(a.parameters.array, start).map { abs($0 - $1) }.max()!
+    #expect(moved > 1e-3 && worst < 1e-5, "largest difference \(worst), largest move \(moved)")
+}

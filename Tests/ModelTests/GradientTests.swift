@@ -307,3 +307,48 @@ func sharedPromptEqualsRepeatedPrompt(lengths: [Int]) throws {
     let scale = gFull.map(abs).max()!, worst = zip(gFull, gShared).map { abs($0 - $1) }.max()!
     #expect(scale > 0 && worst < 1e-4 * scale, "gradients differ by \(worst) (largest \(scale))")
 }
+
+/// A completion's final token given as its sequence's last target, instead of as a row of its own, gives
+/// the same log-probs, loss and gradient: nothing attends to that row and its own target is past the end.
+@Test(arguments: [false, true])
+func finalTokenAsLastTargetEqualsItsRow(sharePrompt: Bool) throws {
+    let model = try tinyModel(seed: 33)
+    var rng = SplitMix64(seed: 34)
+    let prompt: [Int32] = (0..<5).map { _ in Int32(4 + rng.next() % 96) }
+    let completions: [[Int32]] = [1, 3, 6].map { n in (0..<n).map { _ in Int32(4 + rng.next() % 96) } }
+    let head = sharePrompt ? [prompt.last!] : prompt
+    let lead: [[Int32]] = sharePrompt ? [Array(prompt.dropLast())] : []
+    let parents = sharePrompt ? [-1] + completions.map { _ in 0 } : completions.map { _ in -1 }
+    let full = TokenBatch(sequences: lead + completions.map { head + $0 }, parents: parents)
+    let trimmed = TokenBatch(sequences: lead + completions.map { head + $0.dropLast() }, parents: parents,
+                             lastTargets: lead.map { _ in -1 } + completions.map { $0.last! })
+    #expect(full.rowCount - trimmed.rowCount == completions.count)
+    let lpFull = try model.targetLogProbs(full, temperature: 0.8), lpTrim = try model.targetLogProbs(trimmed, temperature: 0.8)
+    var wFull = [Float](repeating: 0, count: full.rowCount), wTrim = [Float](repeating: 0, count: trimmed.rowCount)
+    let s0 = lead.count
+    for (j, c) in completions.enumerated() {
+        for k in 0..<c.count {
+            // Token k of completion j is predicted by row head.count − 1 + k of its sequence, in both batches.
+            let rf = full.seqStarts[s0 + j] + head.count - 1 + k, rt = trimmed.seqStarts[s0 + j] + head.count - 1 + k
+            #expect(full.targets[rf] == c[k] && trimmed.targets[rt] == c[k])
+            #expect(abs(lpFull[rf] - lpTrim[rt]) < 1e-5, "completion \(j) token \(k): \(lpFull[rf]) vs \(lpTrim[rt])")
+            wFull[rf] = Float(j + 1)
+            wTrim[rt] = Float(j + 1)
+        }
+    }
+    model.zeroGradients()
+    let lossFull = try model.loss(full, .crossEntropy(weights: wFull)).loss
+    let gFull = model.gradients.array
+    model.zeroGradients()
+    let lossTrim = try model.loss(trimmed, .crossEntropy(weights: wTrim)).loss
+    let gTrim = model.gradients.array
+    #expect(abs(lossFull - lossTrim) < 1e-5)
+    let scale = gFull.map(abs).max()!, worst = zip(gFull, gTrim).map { abs($0 - $1) }.max()!
+    #expect(scale > 0 && worst < 1e-5 * scale, "gradients differ by \(worst) (largest \(scale))")
+}
+
+@Test func aLastTargetOutsideTheVocabularyIsAnError() throws {
+    let model = try tinyModel(seed: 35)
+    let batch = TokenBatch(sequences: [[1, 5, 6]], parents: [-1], lastTargets: [Int32(model.config.vocabSize)])
+    #expect(throws: ModelError.self) { try model.targetLogProbs(batch) }
+}
