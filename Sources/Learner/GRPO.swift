@@ -69,6 +69,20 @@ public final class GRPOUpdater: @unchecked Sendable {
     public let model: Transformer
     public let optimizer: AdamW
     public var settings: GRPOSettings
+    /// Threads each mini-batch is shared over (data parallelism): its groups are dealt into this many
+    /// shares of about equal rows, each share's forward and backward runs on its own replica of the model
+    /// (the same parameter buffer; its own activations and gradients) at the same time as the others, the
+    /// gradients are summed and one AdamW step follows. The replicas' matrix products run on their own
+    /// threads, so OpenBLAS should be set to one (`setComputeThreads(1)`): the elementwise kernels,
+    /// attention and the loss then run in parallel too, which BLAS threads alone leave on one core.
+    /// 1 (the default): the model alone, one share.
+    public var threads = 1 {
+        didSet {
+            threads = max(1, threads)
+            if replicas.count != threads - 1 { replicas = (1..<threads).map { _ in Transformer(sharingParametersOf: model) } }
+        }
+    }
+    private var replicas: [Transformer] = []
 
     public init(model: Transformer, settings: GRPOSettings) {
         self.model = model
@@ -130,6 +144,46 @@ public final class GRPOUpdater: @unchecked Sendable {
         return p
     }
 
+    /// A mini-batch's groups dealt into `threads` shares of about equal rows (the largest group first,
+    /// each to the share with the fewest rows so far), each share packed on its own. Every share's `tokens`
+    /// counts its groups' completion tokens, all-equal groups included: the loss divides by their sum.
+    func shares(_ groups: [TrainingGroup]) -> [Packed] {
+        guard threads > 1 else { return [pack(groups)] }
+        let rows = groups.map { pack([$0]).advantages.count }
+        var load = [Int](repeating: 0, count: threads), members = [[TrainingGroup]](repeating: [], count: threads)
+        for i in groups.indices.sorted(by: { rows[$0] != rows[$1] ? rows[$0] > rows[$1] : $0 < $1 }) {
+            let k = load.indices.min { load[$0] < load[$1] }!
+            members[k].append(groups[i])
+            load[k] += rows[i]
+        }
+        return members.map(pack)
+    }
+
+    /// Runs `body` for every share with rows, share k on model k (the model, then the replicas), all at
+    /// once; returns each share's result (nil for an empty share) or throws the first share's error.
+    private func eachShare<R>(_ shares: [Packed], _ body: @escaping @Sendable (Transformer, Packed, Int) throws -> R) throws -> [R?] {
+        let models = [model] + replicas, results = ShareResults<R>(shares.count)
+        let run: @Sendable (Int) -> Void = { k in
+            guard !shares[k].sequences.isEmpty else { return }
+            results.set(k, Result { try body(models[k], shares[k], k) })
+        }
+        if shares.count == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: shares.count, execute: run) }
+        return try results.values.map { try $0?.get() }
+    }
+
+    /// The model's gradients become the sum of the shares' that ran (`ran[k]`): the replicas' are added
+    /// in, each thread a range of the buffer.
+    private func sumGradients(ran: [Bool]) {
+        if !ran[0] { model.zeroGradients() }
+        let sources = replicas.indices.filter { ran[$0 + 1] }.map { replicas[$0].gradients }
+        guard !sources.isEmpty else { return }
+        let target = model.gradients, parts = threads, n = target.count
+        DispatchQueue.concurrentPerform(iterations: parts) { j in
+            let chunk = (n / parts + 7) / 8 * 8, range = min(n, j * chunk)..<(j == parts - 1 ? n : min(n, (j + 1) * chunk))
+            for g in sources { target.add(g, range: range) }
+        }
+    }
+
     /// One GRPO step over `groups` (fresh, lagged or replayed alike). Groups sampled with the weights
     /// the step starts from (`onPolicyVersion`) need no π_old pass: π_old is then π_beh, r_old = 1, and
     /// the loss is plain PPO-clip. A mini-batch with any older group (lagged, replayed, DOTS reference
@@ -145,42 +199,51 @@ public final class GRPOUpdater: @unchecked Sendable {
             let older = groups.filter { $0.weightsVersion != v }
             return older.prefix(mb) + groups.filter { $0.weightsVersion == v } + older.dropFirst(mb)
         } ?? groups
-        var batches: [Packed] = [], onPolicy: [Bool] = []
+        // Each mini-batch as `threads` shares (one, packed whole, without data parallelism).
+        var batches: [[Packed]] = [], onPolicy: [Bool] = []
         for start in stride(from: 0, to: groups.count, by: mb) {
             let slice = groups[start..<min(start + mb, groups.count)]
-            batches.append(pack(Array(slice)))
+            batches.append(shares(Array(slice)))
             onPolicy.append(onPolicyVersion.map { v in slice.allSatisfy { $0.weightsVersion == v } } ?? false)
         }
+        func hasRows(_ b: [Packed]) -> Bool { b.contains { !$0.sequences.isEmpty } }
         // π_old of each mini-batch: π_beh for current groups; for older ones, the log-probs under the
         // weights before this step's first update: the first trained mini-batch's own forward gives
         // them, later ones need a separate pass.
-        let first = batches.firstIndex { !$0.sequences.isEmpty && $0.tokens > 0 }
-        var old: [OldPolicy] = []
+        let first = batches.firstIndex(where: hasRows)
+        var old: [[OldPolicy]] = []
         var gapSum = 0.0, gapN = 0
         func addGap(_ lp: [Float], _ b: Packed) {
             for i in 0..<lp.count where b.mask[i] > 0 { gapSum += Double(abs(lp[i] - b.behaviour[i])); gapN += 1 }
         }
+        let temperature = settings.temperature
         for (i, (b, fresh)) in zip(batches, onPolicy).enumerated() {
-            if b.sequences.isEmpty || fresh { old.append(.behaviour); continue }
-            if i == first { old.append(.current); continue }
+            if !hasRows(b) || fresh { old.append(b.map { _ in .behaviour }); continue }
+            if i == first { old.append(b.map { _ in .current }); continue }
             stats.oldLogProbBatches += 1
-            let lp = try model.targetLogProbs(b.batch, temperature: settings.temperature)
-            addGap(lp, b)
-            old.append(.logProbs(lp))
+            let lps = try eachShare(b) { m, share, _ in try m.targetLogProbs(share.batch, temperature: temperature) }
+            for (lp, share) in zip(lps, b) { if let lp { addGap(lp, share) } }
+            old.append(lps.map { $0.map { .logProbs($0) } ?? .behaviour })
         }
         optimizer.learningRate = settings.learningRate
+        let s = settings
         for (b, o) in zip(batches, old) {
-            stats.tokens += b.tokens
-            guard !b.sequences.isEmpty, b.tokens > 0 else { continue }
-            let inputs = PPOInputs(advantages: b.advantages, behaviourLogProbs: b.behaviour, old: o, mask: b.mask,
-                                   epsilon: settings.clipEpsilon, temperature: settings.temperature,
-                                   normalizer: Float(b.tokens))
-            model.zeroGradients()
-            let r = try model.loss(b.batch, .ppoClip(inputs))
-            if case .current = o { addGap(r.logProbs, b) }
+            let tokens = b.map(\.tokens).reduce(0, +)
+            stats.tokens += tokens
+            guard hasRows(b), tokens > 0 else { continue }
+            let results = try eachShare(b) { m, share, k in
+                let inputs = PPOInputs(advantages: share.advantages, behaviourLogProbs: share.behaviour, old: o[k],
+                                       mask: share.mask, epsilon: s.clipEpsilon, temperature: s.temperature,
+                                       normalizer: Float(tokens))
+                m.zeroGradients()
+                return try m.loss(share.batch, .ppoClip(inputs))
+            }
+            sumGradients(ran: results.map { $0 != nil })
+            for (k, r) in results.enumerated() { if let r, case .current = o[k] { addGap(r.logProbs, b[k]) } }
             stats.gradNorm = max(stats.gradNorm, Double(optimizer.update(model)))
-            stats.loss += r.loss
-            stats.clipFraction += r.clipFraction
+            let ran = results.compactMap { $0 }, counted = ran.map(\.tokens).reduce(0, +)
+            stats.loss += ran.map(\.loss).reduce(0, +)
+            stats.clipFraction += counted > 0 ? ran.map { $0.clipFraction * Double($0.tokens) }.reduce(0, +) / Double(counted) : 0
             stats.miniBatches += 1
         }
         stats.behaviourGap = gapN > 0 ? gapSum / Double(gapN) : 0
@@ -190,4 +253,14 @@ public final class GRPOUpdater: @unchecked Sendable {
         }
         return stats
     }
+}
+
+/// One slot per share for `eachShare`'s results, in memory allocated up front: each slot is written by
+/// one thread only, and nothing else changes while they run.
+private final class ShareResults<R>: @unchecked Sendable {
+    private let slots: UnsafeMutableBufferPointer<Result<R, any Error>?>
+    init(_ n: Int) { slots = .allocate(capacity: n); slots.initialize(repeating: nil) }
+    deinit { _ = slots.deinitialize(); slots.deallocate() }
+    func set(_ k: Int, _ r: Result<R, any Error>) { slots[k] = r }
+    var values: [Result<R, any Error>?] { Array(slots) }
 }

@@ -56,7 +56,10 @@ public final class LearnerNode {
     }
 
     public func run() throws {
-        setComputeThreads(config.model.learnerThreads)
+        // learner_threads run data-parallel shares of each mini-batch, each share's products on its own
+        // thread: OpenBLAS itself stays on one.
+        setComputeThreads(1)
+        updater.threads = config.model.learnerThreads
         updater.optimizer.threads = config.model.learnerThreads
         let t = config.training
         try FileManager.default.createDirectory(at: runDir.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)

@@ -37,6 +37,13 @@ public final class FloatBuffer: @unchecked Sendable {
 
     public func zero() { ptr.update(repeating: 0, count: count) }
 
+    /// self[range] += other[range], eight lanes at a time (a data-parallel learner sums its replicas'
+    /// gradients with it, each thread a range).
+    public func add(_ other: FloatBuffer, range: Range<Int>) {
+        precondition(other.count == count && range.lowerBound >= 0 && range.upperBound <= count)
+        axpy(ptr + range.lowerBound, 1, other.ptr + range.lowerBound, range.count)
+    }
+
     public func copy(from other: FloatBuffer) {
         precondition(other.count == count)
         ptr.update(from: other.ptr, count: count)

@@ -88,6 +88,17 @@ public final class Transformer: @unchecked Sendable {
         rope = RopeTables(headDim: config.headDim, theta: config.ropeTheta, maxPositions: config.maxPositionEmbeddings)
     }
 
+    /// A replica of `other` for data parallelism: the same parameters (one buffer, read by both), its own
+    /// gradients, activations and caches. Its forward and backward may run on another thread at the same
+    /// time as `other`'s, as long as nothing writes the parameters meanwhile.
+    public init(sharingParametersOf other: Transformer) {
+        config = other.config
+        layout = other.layout
+        parameters = other.parameters
+        gradients = FloatBuffer(count: layout.totalCount)
+        rope = other.rope
+    }
+
     /// Random initialisation: N(0, 0.02) for matrices, residual outputs scaled by 1/√(2L) (GPT-2's
     /// rule, so depth doesn't blow up the residual stream), norm gains 1.
     public func initialize(seed: UInt64) {

@@ -44,7 +44,8 @@ public struct ClusterConfig: Sendable {
     public struct ModelSettings: Sendable, Equatable {
         public let checkpoint: String
         public let threads: Int
-        /// The learner's compute threads (`model.learner_threads`; 0 there means `threads`).
+        /// The learner's compute threads (`model.learner_threads`; 0 there means `threads`): data-parallel
+        /// shares of each mini-batch, one BLAS thread each.
         public let learnerThreads: Int
         public init(checkpoint: String, threads: Int, learnerThreads: Int = 0) {
             self.checkpoint = checkpoint

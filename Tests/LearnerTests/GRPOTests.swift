@@ -197,3 +197,49 @@ func packedUpdateEqualsTheLossOverWholeSequences(sharePrompts: Bool) throws {
     let moved = zip(a.parameters.array, start).map { abs($0 - $1) }.max()!
     #expect(moved > 1e-3 && worst < 1e-5, "largest difference \(worst), largest move \(moved)")
 }
+
+/// Sharing each mini-batch's groups over threads (replicas of the model, gradients summed) is the same
+/// update as one thread: across mini-batches, with π_old passes, an all-equal group, and a second step
+/// that the replicas must see the first step's weights for.
+@Test(arguments: [2, 3])
+func dataParallelSharesGiveTheSameUpdate(threads: Int) throws {
+    let reference = try Transformer(config: .tiny())
+    reference.initialize(seed: 9)
+    let groups: [TrainingGroup] = (0..<7).map { g in
+        let prompt: [Int32] = [1, Int32(20 + g), 21, Int32(22 + g)].prefix(g % 3 + 2).map { $0 }
+        let comps: [[Int32]] = [[30, 31, 2], [40, Int32(41 + g), 2], [50, 2], [Int32(33 + g), 34, 35, 2]]
+        return TrainingGroup(
+            promptID: UInt64(g), promptTokens: prompt,
+            completions: comps.enumerated().map { k, c in
+                let lp = try! reference.targetLogProbs(TokenBatch(sequences: [prompt + c]))
+                // Group 5's rewards are all equal: packed, it has no rows, but its tokens count.
+                return (c, lp[(prompt.count - 1)..<(prompt.count - 1 + c.count)].map { $0 - 0.04 * Float(k) },
+                        g == 5 ? 1 : Float((k + g) % 3 == 0 ? 1 : 0))
+            },
+            // Groups 0, 1, 4 and 6 are a version older than the step: the first three fill the first
+            // mini-batch, group 6 goes last and its mini-batch needs a π_old pass.
+            weightsVersion: [0, 1, 4, 6].contains(g) ? 2 : 3, actorID: 1000, generationSeconds: 0)
+    }
+    func trained(threads: Int) throws -> (Transformer, [UpdateStats]) {
+        var s = GRPOSettings()
+        s.learningRate = 1e-2
+        s.miniBatchGroups = 3
+        let m = try Transformer(config: .tiny())
+        m.initialize(seed: 9)
+        let updater = GRPOUpdater(model: m, settings: s)
+        updater.threads = threads
+        let stats = [try updater.update(groups, onPolicyVersion: 3), try updater.update(groups, onPolicyVersion: 3)]
+        return (m, stats)
+    }
+    let (a, sa) = try trained(threads: 1), (b, sb) = try trained(threads: threads)
+    for (x, y) in zip(sa, sb) {
+        #expect(x.miniBatches == 3 && y.miniBatches == 3 && x.tokens == y.tokens)
+        #expect(x.oldLogProbBatches == y.oldLogProbBatches && y.oldLogProbBatches > 0)
+        #expect(abs(x.loss - y.loss) < 1e-5 && abs(x.clipFraction - y.clipFraction) < 1e-9)
+        #expect(abs(x.behaviourGap - y.behaviourGap) < 1e-5 && abs(x.gradNorm - y.gradNorm) < 1e-4)
+    }
+    let worst = zip(a.parameters.array, b.parameters.array).map { abs($0 - $1) }.max()!
+    #expect(worst < 1e-5, "parameters differ by \(worst)")
+    let moved = zip(b.parameters.array, reference.parameters.array).map { abs($0 - $1) }.max()!
+    #expect(moved > 1e-3, "the update did not move the model")
+}
