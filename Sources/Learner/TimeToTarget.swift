@@ -149,4 +149,91 @@ public enum TimeToTarget {
         }
         return s
     }
+
+    /// A step of a run's metrics.jsonl, the fields the learner budget reads.
+    public struct StepRecord: Decodable, Sendable {
+        public struct Seconds: Decodable, Sendable { public var update: Double; public var checkpoint: Double? }
+        public struct Replay: Decodable, Sendable { public var replayed: Int }
+        public var step: Int
+        /// Seconds since the run started, checkpoint writing included.
+        public var time: Double
+        public var seconds: Seconds
+        /// Of the step's fresh groups (the coordinator's DOTS reference groups included), the share whose
+        /// rewards were all equal; the learner skips those.
+        public var fracAllEqual: Double
+        public var groupsByActor: [String: Int]
+        /// Replayed groups, informative by construction (the buffer keeps no others).
+        public var replay: Replay?
+
+        enum CodingKeys: String, CodingKey {
+            case step, time, seconds, replay
+            case fracAllEqual = "frac_all_equal", groupsByActor = "groups_by_actor"
+        }
+
+        /// The records of a metrics.jsonl text; lines that are not step records are skipped.
+        public static func parse(_ text: String) -> [StepRecord] {
+            let decoder = JSONDecoder()
+            return text.split(separator: "\n").compactMap { try? decoder.decode(StepRecord.self, from: Data($0.utf8)) }
+        }
+    }
+
+    /// What a run's learner spent: means a step of the update's seconds and of the informative groups
+    /// (rewards not all equal) it trained, and their sums up to the step at which the run reached the target.
+    public struct Budget: Codable, Sendable, Equatable {
+        public var updateSeconds: Double
+        public var informativeGroups: Double
+        /// Sums over the steps up to the reach (nil if the run never reached the target).
+        public var updateSecondsToTarget: Double?
+        public var informativeGroupsToTarget: Double?
+
+        /// From a run's records; `reach` is the step at which it reached the target. Nil without records.
+        public init?(_ records: [StepRecord], reach: Int?) {
+            guard !records.isEmpty else { return nil }
+            func informative(_ r: StepRecord) -> Double {
+                Double(r.groupsByActor.values.reduce(0, +)) * (1 - r.fracAllEqual) + Double(r.replay?.replayed ?? 0)
+            }
+            let n = Double(records.count)
+            updateSeconds = records.map(\.seconds.update).reduce(0, +) / n
+            informativeGroups = records.map(informative).reduce(0, +) / n
+            let upTo = reach.map { step in records.filter { $0.step <= step } }
+            updateSecondsToTarget = upTo.map { $0.map(\.seconds.update).reduce(0, +) }
+            informativeGroupsToTarget = upTo.map { $0.map(informative).reduce(0, +) }
+        }
+
+        public init(updateSeconds: Double, informativeGroups: Double, updateSecondsToTarget: Double?, informativeGroupsToTarget: Double?) {
+            self.updateSeconds = updateSeconds
+            self.informativeGroups = informativeGroups
+            self.updateSecondsToTarget = updateSecondsToTarget
+            self.informativeGroupsToTarget = informativeGroupsToTarget
+        }
+
+        /// The mean of several runs' budgets (a method's seeds); the sums to the target over the runs that reached it.
+        public static func mean(_ budgets: [Budget]) -> Budget? {
+            guard !budgets.isEmpty else { return nil }
+            func mean(_ xs: [Double]) -> Double? { xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count) }
+            return Budget(updateSeconds: mean(budgets.map(\.updateSeconds))!,
+                          informativeGroups: mean(budgets.map(\.informativeGroups))!,
+                          updateSecondsToTarget: mean(budgets.compactMap(\.updateSecondsToTarget)),
+                          informativeGroupsToTarget: mean(budgets.compactMap(\.informativeGroupsToTarget)))
+        }
+    }
+
+    /// Each method's learner budget as Markdown, with the most time it could save against the baseline
+    /// (`baselineSeconds`, the baseline's mean time to the target): 1 − (its update seconds up to the
+    /// target) / baselineSeconds. That is the saving it would show if rollouts, selection, replay and
+    /// everything but its learner's update took no time at all: a ceiling on what the method can save with
+    /// this learner.
+    public static func budgetMarkdown(_ budgets: [(method: String, budget: Budget)], baselineSeconds: Double?) -> String {
+        guard !budgets.isEmpty else { return "" }
+        func num(_ x: Double?, _ f: String) -> String { x.map { String(format: f, $0) } ?? "—" }
+        var s = "| learner budget | update a step | informative groups a step | update per informative group | informative groups to the target | update seconds to the target | most time saved if all but the update were free |\n"
+        s += "|---|---:|---:|---:|---:|---:|---:|\n"
+        for (m, b) in budgets {
+            let ceiling = b.updateSecondsToTarget.flatMap { u in baselineSeconds.map { 1 - u / $0 } }
+            s += "| \(m) | \(num(b.updateSeconds, "%.3f s")) | \(num(b.informativeGroups, "%.1f")) | "
+            s += "\(num(b.informativeGroups > 0 ? 1000 * b.updateSeconds / b.informativeGroups : nil, "%.1f ms")) | "
+            s += "\(num(b.informativeGroupsToTarget, "%.0f")) | \(num(b.updateSecondsToTarget, "%.0f s")) | \(num(ceiling.map { 100 * $0 }, "%.0f%%")) |\n"
+        }
+        return s
+    }
 }

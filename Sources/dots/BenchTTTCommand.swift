@@ -19,8 +19,11 @@ struct BenchTTTCommand: AsyncParsableCommand {
         clock also leaves out checkpoint writing), smooths each curve with a trailing mean over --window \
         checkpoints, takes the target = GRPO's final smoothed accuracy (mean over seeds), and reports for each \
         method the first step and training time at which its smoothed curve reaches the target, in the form \
-        of the paper's Table 1. Writes OUT/summary.json, OUT/table.md and OUT/accuracy.svg. With --compare it \
-        trains nothing and puts curves from several earlier OUT folders in one table, the first as the baseline.
+        of the paper's Table 1. Beneath it, each method's learner budget from its runs' metrics.jsonl: update \
+        seconds and informative groups (rewards not all equal) a step and up to the target, and the most time \
+        the method could save if everything but its learner's update took no time. Writes OUT/summary.json, \
+        OUT/table.md and OUT/accuracy.svg. With --compare it trains nothing and puts curves from several earlier \
+        OUT folders in one table, the first as the baseline.
         """)
 
     @Option(help: "The cluster file the runs start from (its [training] settings are shared by every method).")
@@ -156,12 +159,33 @@ struct BenchTTTCommand: AsyncParsableCommand {
         // Milestones every ten checkpoints of the baseline's first curve (every 20 steps at the default 2).
         let gap = curves[labels[0]]![0].dropFirst().first.map { max(1, $0.step) } ?? 1
         say(TimeToTarget.milestones(curves: curves, methods: labels, window: window, every: 10 * gap))
+        say(TimeToTarget.budgetMarkdown(Self.budgets(comparisons.map { spec in
+            let colon = spec.lastIndex(of: ":")!
+            return (spec, URL(fileURLWithPath: String(spec[..<colon])), String(spec[spec.index(after: colon)...]))
+        }, rows: rows), baselineSeconds: rows.first?.meanSeconds))
+    }
+
+    /// Each run's learner budget from the metrics.jsonl of its seeds (DIR/METHOD-seedK, K from 1 as in its
+    /// row), up to each seed's reach; a run none of whose metrics can be read is left out.
+    static func budgets(_ runs: [(label: String, dir: URL, method: String)], rows: [TimeToTarget.Row]) -> [(method: String, budget: TimeToTarget.Budget)] {
+        runs.compactMap { run in
+            guard let row = rows.first(where: { $0.method == run.label }) else { return nil }
+            let seeds = row.steps.enumerated().compactMap { k, reach -> TimeToTarget.Budget? in
+                let file = run.dir.appendingPathComponent("\(run.method)-seed\(k + 1)/metrics.jsonl")
+                guard let text = try? String(contentsOf: file, encoding: .utf8) else { return nil }
+                return TimeToTarget.Budget(TimeToTarget.StepRecord.parse(text), reach: reach)
+            }
+            return TimeToTarget.Budget.mean(seeds).map { (run.label, $0) }
+        }
     }
 
     /// The table, summary.json and the picture, from the evaluated curves.
     func summarise(_ curves: [String: [[TimeToTarget.Point]]], methods list: [String], seeds seedCount: Int, outDir: URL) throws {
         let (target, rows) = TimeToTarget.table(runs: curves, methods: list, baseline: list[0], window: window)
-        let table = TimeToTarget.markdown(target: target, rows: rows, seeds: seedCount, baseline: list[0] == "grpo" ? "GRPO's" : "\(list[0])'s")
+        var table = TimeToTarget.markdown(target: target, rows: rows, seeds: seedCount, baseline: list[0] == "grpo" ? "GRPO's" : "\(list[0])'s")
+        let budget = TimeToTarget.budgetMarkdown(Self.budgets(list.map { ($0, outDir, $0) }, rows: rows),
+                                                 baselineSeconds: rows.first?.meanSeconds)
+        if !budget.isEmpty { table += "\n" + budget }
         say("\n" + table)
         try table.write(to: outDir.appendingPathComponent("table.md"), atomically: true, encoding: .utf8)
         let enc = JSONEncoder()

@@ -50,3 +50,36 @@ private func curve(_ accs: [Double], secondsPerStep: Double) -> [TimeToTarget.Po
     let ragged = ["r": [curve([0.1, 0.2, 0.3, 0.4, 0.5], secondsPerStep: 1), curve([0.1, 0.2, 0.3], secondsPerStep: 1)]]
     #expect(TimeToTarget.milestones(curves: ragged, methods: ["r"], window: 1, every: 4).contains("| r | 4: 30.0% |"))
 }
+
+/// Metrics lines as the learner writes them (extra fields included), and one line that is not a step.
+private func metricsLine(step: Int, update: Double, groups: [String: Int], allEqual: Double, replayed: Int? = nil) -> String {
+    let replay = replayed.map { #","replay":{"replayed":\#($0),"buffer_size":256}"# } ?? ""
+    let byActor = groups.map { #""\#($0.key)":\#($0.value)"# }.joined(separator: ",")
+    return #"{"step":\#(step),"time":\#(Double(step) * 0.5),"loss":0.1,"seconds":{"update":\#(update),"collect":0.1,"checkpoint":0.01},"#
+        + #""frac_all_equal":\#(allEqual),"groups_by_actor":{\#(byActor)}\#(replay)}"#
+}
+
+@Test func learnerBudgetCountsInformativeGroupsAndUpdateTimeToTheReach() throws {
+    let text = [
+        #"{"event":"started"}"#,
+        metricsLine(step: 1, update: 0.2, groups: ["1000": 32, "1001": 32], allEqual: 0.5),
+        metricsLine(step: 2, update: 0.3, groups: ["1000": 16, "1001": 16], allEqual: 0.25, replayed: 32),
+        metricsLine(step: 3, update: 0.4, groups: ["1000": 64], allEqual: 0),
+    ].joined(separator: "\n")
+    let records = TimeToTarget.StepRecord.parse(text)
+    #expect(records.map(\.step) == [1, 2, 3])
+    // Informative groups: 64 · 0.5 = 32; 32 · 0.75 + 32 replayed = 56; 64.
+    let b = try #require(TimeToTarget.Budget(records, reach: 2))
+    #expect(abs(b.updateSeconds - 0.3) < 1e-12 && abs(b.informativeGroups - 152.0 / 3) < 1e-9)
+    #expect(b.informativeGroupsToTarget == 88 && abs((b.updateSecondsToTarget ?? 0) - 0.5) < 1e-12)
+    let never = try #require(TimeToTarget.Budget(records, reach: nil))
+    #expect(never.updateSecondsToTarget == nil && never.informativeGroupsToTarget == nil)
+    #expect(TimeToTarget.Budget([], reach: 1) == nil)
+    // A method's seeds: the sums to the target are averaged over the seeds that reached it.
+    let m = try #require(TimeToTarget.Budget.mean([b, never]))
+    #expect(m.updateSecondsToTarget == b.updateSecondsToTarget && m.updateSeconds == b.updateSeconds)
+    // Against a baseline that took 2 s to the target, 0.5 s of update leaves at most 75% to save.
+    let md = TimeToTarget.budgetMarkdown([("grpo", b), ("slow", never)], baselineSeconds: 2)
+    #expect(md.contains("| grpo | 0.300 s | 50.7 | 5.9 ms | 88 | 0 s | 75% |"))
+    #expect(md.contains("| slow | 0.300 s | 50.7 | 5.9 ms | — | — | — |"))
+}
