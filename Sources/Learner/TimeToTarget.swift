@@ -150,6 +150,26 @@ public enum TimeToTarget {
         return s
     }
 
+    /// A `dots bench ttt --compare` operand, RUN:METHOD: an output folder and one of its methods. The last
+    /// colon splits them, so a folder name may hold colons; nil when there is none or either side is empty.
+    public struct ComparedRun: Equatable, Sendable {
+        public var folder: String
+        public var method: String
+
+        public init?(_ spec: String) {
+            guard let colon = spec.lastIndex(of: ":"), colon != spec.startIndex, spec.index(after: colon) != spec.endIndex else {
+                return nil
+            }
+            folder = String(spec[..<colon])
+            method = String(spec[spec.index(after: colon)...])
+        }
+
+        public init(folder: String, method: String) {
+            self.folder = folder
+            self.method = method
+        }
+    }
+
     /// A step of a run's metrics.jsonl, the fields the learner budget reads.
     public struct StepRecord: Decodable, Sendable {
         public struct Seconds: Decodable, Sendable { public var update: Double; public var checkpoint: Double? }

@@ -136,12 +136,12 @@ struct BenchTTTCommand: AsyncParsableCommand {
     /// `--compare`: one method's curves from each of several output folders (the same method at two batch
     /// sizes, say), in one table with the first as the baseline, by the same smoothing and reach as a run's own.
     func compare() throws {
-        var curves: [String: [[TimeToTarget.Point]]] = [:], labels: [String] = []
+        var curves: [String: [[TimeToTarget.Point]]] = [:], labels: [String] = [], parsed: [TimeToTarget.ComparedRun] = []
         for spec in comparisons {
-            guard let colon = spec.lastIndex(of: ":"), colon != spec.startIndex, spec.index(after: colon) != spec.endIndex else {
+            guard let compared = TimeToTarget.ComparedRun(spec) else {
                 throw UserError("--compare \(spec): expected RUN:METHOD, e.g. runs/ttt9-b64:grpo.")
             }
-            let run = String(spec[..<colon]), method = String(spec[spec.index(after: colon)...])
+            let run = compared.folder, method = compared.method
             let saved = try Self.loadSummary(URL(fileURLWithPath: run))
             guard let runs = saved.curves[method], !runs.isEmpty else {
                 throw UserError("--compare \(spec): \(run)/summary.json has no \(method) curves; it has \(saved.methods.joined(separator: ", ")).")
@@ -149,6 +149,7 @@ struct BenchTTTCommand: AsyncParsableCommand {
             guard curves[spec] == nil else { throw UserError("--compare \(spec) is named twice.") }
             curves[spec] = runs
             labels.append(spec)
+            parsed.append(compared)
         }
         let (target, rows) = TimeToTarget.table(runs: curves, methods: labels, baseline: labels[0], window: window)
         let seeds = curves[labels[0]]!.count
@@ -159,10 +160,8 @@ struct BenchTTTCommand: AsyncParsableCommand {
         // Milestones every ten checkpoints of the baseline's first curve (every 20 steps at the default 2).
         let gap = curves[labels[0]]![0].dropFirst().first.map { max(1, $0.step) } ?? 1
         say(TimeToTarget.milestones(curves: curves, methods: labels, window: window, every: 10 * gap))
-        say(TimeToTarget.budgetMarkdown(Self.budgets(comparisons.map { spec in
-            let colon = spec.lastIndex(of: ":")!
-            return (spec, URL(fileURLWithPath: String(spec[..<colon])), String(spec[spec.index(after: colon)...]))
-        }, rows: rows), baselineSeconds: rows.first?.meanSeconds))
+        say(TimeToTarget.budgetMarkdown(Self.budgets(zip(labels, parsed).map { ($0, URL(fileURLWithPath: $1.folder), $1.method) },
+                                                     rows: rows), baselineSeconds: rows.first?.meanSeconds))
     }
 
     /// Each run's learner budget from the metrics.jsonl of its seeds (DIR/METHOD-seedK, K from 1 as in its

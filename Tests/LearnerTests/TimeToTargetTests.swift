@@ -83,3 +83,9 @@ private func metricsLine(step: Int, update: Double, groups: [String: Int], allEq
     #expect(md.contains("| grpo | 0.300 s | 50.7 | 5.9 ms | 88 | 0 s | 75% |"))
     #expect(md.contains("| slow | 0.300 s | 50.7 | 5.9 ms | — | — | — |"))
 }
+
+@Test func aCompareOperandSplitsAtItsLastColon() {
+    #expect(TimeToTarget.ComparedRun("runs/ttt9-b64:grpo") == TimeToTarget.ComparedRun(folder: "runs/ttt9-b64", method: "grpo"))
+    #expect(TimeToTarget.ComparedRun("a:b:dots+rr")?.folder == "a:b")
+    for bad in ["runs/ttt9-b64", ":grpo", "runs/a:", ""] { #expect(TimeToTarget.ComparedRun(bad) == nil, "\(bad)") }
+}
