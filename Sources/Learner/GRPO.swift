@@ -61,6 +61,10 @@ public struct UpdateStats: Sendable {
     /// Mini-batches that needed the π_old pass (they held a group older than the step's weights and
     /// came after the first mini-batch, which takes π_old from its own forward).
     public var oldLogProbBatches = 0
+    /// Rows run forward and backward (shared prompt rows once), and rows run forward only for π_old.
+    public var trainedRows = 0, oldLogProbRows = 0
+    /// Seconds in the optimizer (summing the shares' gradients and AdamW), of the whole update.
+    public var optimizerSeconds = 0.0
 }
 
 /// The GRPO update of DESIGN.md: group advantages, π_old recomputed just before the update, then the
@@ -171,17 +175,11 @@ public final class GRPOUpdater: @unchecked Sendable {
         return try results.values.map { try $0?.get() }
     }
 
-    /// The model's gradients become the sum of the shares' that ran (`ran[k]`): the replicas' are added
-    /// in, each thread a range of the buffer.
-    private func sumGradients(ran: [Bool]) {
+    /// One AdamW update from the gradients of the shares that ran (`ran[k]`): the model's own, plus the
+    /// replicas', which the optimizer reads in its own passes rather than having them summed first.
+    private func applyUpdate(ran: [Bool]) -> Float {
         if !ran[0] { model.zeroGradients() }
-        let sources = replicas.indices.filter { ran[$0 + 1] }.map { replicas[$0].gradients }
-        guard !sources.isEmpty else { return }
-        let target = model.gradients, parts = threads, n = target.count
-        DispatchQueue.concurrentPerform(iterations: parts) { j in
-            let chunk = (n / parts + 7) / 8 * 8, range = min(n, j * chunk)..<(j == parts - 1 ? n : min(n, (j + 1) * chunk))
-            for g in sources { target.add(g, range: range) }
-        }
+        return optimizer.update(model, adding: replicas.indices.filter { ran[$0 + 1] }.map { replicas[$0].gradients })
     }
 
     /// One GRPO step over `groups` (fresh, lagged or replayed alike). Groups sampled with the weights
@@ -221,6 +219,7 @@ public final class GRPOUpdater: @unchecked Sendable {
             if !hasRows(b) || fresh { old.append(b.map { _ in .behaviour }); continue }
             if i == first { old.append(b.map { _ in .current }); continue }
             stats.oldLogProbBatches += 1
+            stats.oldLogProbRows += b.map(\.advantages.count).reduce(0, +)
             let lps = try eachShare(b) { m, share, _ in try m.targetLogProbs(share.batch, temperature: temperature) }
             for (lp, share) in zip(lps, b) { if let lp { addGap(lp, share) } }
             old.append(lps.map { $0.map { .logProbs($0) } ?? .behaviour })
@@ -235,12 +234,13 @@ public final class GRPOUpdater: @unchecked Sendable {
                 let inputs = PPOInputs(advantages: share.advantages, behaviourLogProbs: share.behaviour, old: o[k],
                                        mask: share.mask, epsilon: s.clipEpsilon, temperature: s.temperature,
                                        normalizer: Float(tokens))
-                m.zeroGradients()
-                return try m.loss(share.batch, .ppoClip(inputs))
+                return try m.loss(share.batch, .ppoClip(inputs), gradients: .replace)
             }
-            sumGradients(ran: results.map { $0 != nil })
+            stats.trainedRows += b.map(\.advantages.count).reduce(0, +)
+            let optimizerStart = Date()
+            stats.gradNorm = max(stats.gradNorm, Double(applyUpdate(ran: results.map { $0 != nil })))
+            stats.optimizerSeconds += Date().timeIntervalSince(optimizerStart)
             for (k, r) in results.enumerated() { if let r, case .current = o[k] { addGap(r.logProbs, b[k]) } }
-            stats.gradNorm = max(stats.gradNorm, Double(optimizer.update(model)))
             let ran = results.compactMap { $0 }, counted = ran.map(\.tokens).reduce(0, +)
             stats.loss += ran.map(\.loss).reduce(0, +)
             stats.clipFraction += counted > 0 ? ran.map { $0.clipFraction * Double($0.tokens) }.reduce(0, +) / Double(counted) : 0

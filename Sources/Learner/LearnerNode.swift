@@ -175,7 +175,9 @@ public final class LearnerNode {
             // Which groups the step trained on, so a run can be audited: no group twice, none of a wrong version.
             line["fresh_groups"] = groups.map { ["prompt": $0.promptID, "version": $0.weightsVersion, "actor": $0.actorID] }
             // checkpoint: writing the previous step's checkpoint, which happened within this line's time.
-            line["seconds"] = ["collect": collect, "update": update, "publish": publishTime, "checkpoint": checkpointSeconds,
+            // optimizer: the part of `update` spent summing the shares' gradients and in AdamW.
+            line["seconds"] = ["collect": collect, "update": update, "optimizer": stats.optimizerSeconds,
+                               "publish": publishTime, "checkpoint": checkpointSeconds,
                                "generation": groups.map(\.generationSeconds).reduce(0, +) / Double(max(1, Set(groups.map(\.actorID)).count))]
             for r in evaluator.takeResults() {
                 report.set("test_accuracy", r.accuracy)

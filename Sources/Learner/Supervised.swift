@@ -56,8 +56,7 @@ public final class SupervisedTrainer {
             for i in (batch.seqStarts[s] + a - 1)..<(batch.seqStarts[s + 1] - 1) { w[i] = 1 }
         }
         optimizer.learningRate = learningRate(progress: progress)
-        model.zeroGradients()
-        let r = try model.loss(batch, .crossEntropy(weights: w))
+        let r = try model.loss(batch, .crossEntropy(weights: w), gradients: .replace)
         optimizer.update(model)
         step += 1
         return (r.loss, batch.rowCount)

@@ -33,7 +33,7 @@ public final class AdamW: @unchecked Sendable {
 
     /// Raw buffers shared by the threads of one update; each thread writes only its own runs.
     private struct Buffers: @unchecked Sendable {
-        let g: UnsafeMutablePointer<Float>, p: UnsafeMutablePointer<Float>
+        let g: UnsafeMutablePointer<Float>, g2: UnsafeMutablePointer<Float>?, p: UnsafeMutablePointer<Float>
         let m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>
         let sums: UnsafeMutableBufferPointer<Double>
     }
@@ -49,18 +49,43 @@ public final class AdamW: @unchecked Sendable {
         if parts == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: body) }
     }
 
-    /// One update from `model.gradients`; returns the gradient norm before clipping.
+    /// Σ (a[i] + b[i])² over n floats, in eight lanes.
+    private static func squaredNormOfSum(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc0 = F8(), acc1 = F8(), i = 0
+        while i + 16 <= n {
+            let x0 = load8(a, i) + load8(b, i), x1 = load8(a, i + 8) + load8(b, i + 8)
+            acc0.addProduct(x0, x0)
+            acc1.addProduct(x1, x1)
+            i += 16
+        }
+        var total = (acc0 + acc1).sum()
+        while i < n { let x = a[i] + b[i]; total += x * x; i += 1 }
+        return total
+    }
+
+    /// One update from `model.gradients`, plus the buffers in `adding` when given (the other shares of a
+    /// data-parallel learner: read here, in the update's own passes, instead of summed in a pass of their
+    /// own; none of them is changed, except that with more than one the others are first added into the
+    /// last). Returns the gradient norm before clipping.
     @discardableResult
-    public func update(_ model: Transformer) -> Float {
+    public func update(_ model: Transformer, adding extra: [FloatBuffer] = []) -> Float {
         let parts = max(1, min(threads, 8)), entries = layout.entries
-        let b = Buffers(g: model.gradients.ptr, p: model.parameters.ptr, m: m.ptr, v: v.ptr,
+        if extra.count > 1 {
+            let target = extra[extra.count - 1], n = target.count
+            Self.inParallel(parts) { j in
+                let chunk = (n / parts + 7) / 8 * 8, range = min(n, j * chunk)..<(j == parts - 1 ? n : min(n, (j + 1) * chunk))
+                for other in extra.dropLast() { target.add(other, range: range) }
+            }
+        }
+        let b = Buffers(g: model.gradients.ptr, g2: extra.last?.ptr, p: model.parameters.ptr, m: m.ptr, v: v.ptr,
                         sums: .allocate(capacity: parts * entries.count))
         defer { b.sums.deallocate() }
         // Σ g² per run in Float SIMD lanes (short sums), added in a fixed order in Double.
         Self.inParallel(parts) { j in
             for (k, e) in entries.enumerated() {
-                let r = Self.run(e, j, of: parts)
-                b.sums[k * parts + j] = Double(dotProduct(b.g + r.lowerBound, b.g + r.lowerBound, r.count))
+                let r = Self.run(e, j, of: parts), g = b.g + r.lowerBound
+                b.sums[k * parts + j] = Double(b.g2.map { Self.squaredNormOfSum(g, $0 + r.lowerBound, r.count) }
+                                               ?? dotProduct(g, g, r.count))
             }
         }
         let norm = Float(b.sums.reduce(0, +).squareRoot())
@@ -79,18 +104,21 @@ public final class AdamW: @unchecked Sendable {
                 let r = Self.run(e, j, of: parts)
                 var i = r.lowerBound
                 let end = r.upperBound
-                while i + 8 <= end {
-                    let gi = load8(g, i) * vscale
+                @inline(__always) func step8(_ gi: F8) {
                     let mi = vb1 * load8(mp, i) + vb1c * gi
                     let vi = vb2 * load8(vp, i) + vb2c * gi * gi
                     store8(mi, mp, i)
                     store8(vi, vp, i)
                     let upd = vlr * (mi * vbc1) / ((vi * vbc2).squareRoot() + veps)
                     store8(load8(p, i) * vdecay - upd, p, i)
-                    i += 8
+                }
+                if let g2 = b.g2 {
+                    while i + 8 <= end { step8((load8(g, i) + load8(g2, i)) * vscale); i += 8 }
+                } else {
+                    while i + 8 <= end { step8(load8(g, i) * vscale); i += 8 }
                 }
                 while i < end {
-                    let gi = g[i] * scale
+                    let gi = (g[i] + (b.g2?[i] ?? 0)) * scale
                     mp[i] = b1 * mp[i] + (1 - b1) * gi
                     vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
                     let mh = mp[i] / bc1, vh = vp[i] / bc2

@@ -37,8 +37,7 @@ public struct ModelBenchmark: Sendable {
         let weights = [Float](repeating: 1, count: batch.rowCount)
         let opt = AdamW(model: model, learningRate: 1e-4)
         func trainStep() throws {
-            model.zeroGradients()
-            _ = try model.loss(batch, .crossEntropy(weights: weights))
+            _ = try model.loss(batch, .crossEntropy(weights: weights), gradients: .replace)
             opt.update(model)
         }
         // Decode: 256 sequences, 16-token prompts, 32 new tokens each, temperature 1.
@@ -72,10 +71,9 @@ public struct ModelBenchmark: Sendable {
         var fwd = 0.0, bwd = 0.0, upd = 0.0
         for _ in 0..<3 {
             let t0 = Date()
-            model.zeroGradients()
             _ = try model.loss(batch, .crossEntropy(weights: weights), backward: false)
             let t1 = Date()
-            _ = try model.loss(batch, .crossEntropy(weights: weights))
+            _ = try model.loss(batch, .crossEntropy(weights: weights), gradients: .replace)
             let t2 = Date()
             opt.update(model)
             let t3 = Date()

@@ -25,15 +25,15 @@ func linearForward(_ y: FPtr, _ x: CFPtr, _ w: CFPtr, n: Int, inDim: Int, outDim
     gemm(false, true, m: n, n: outDim, k: inDim, x, lda: inDim, w, ldb: inDim, beta: accumulate ? 1 : 0, y, ldc: outDim)
 }
 
-/// dx (N,in) (+)= dy (N,out) · W;  dW (out,in) += dyᵀ · x.
+/// dx (N,in) (+)= dy (N,out) · W;  dW (out,in) += dyᵀ · x, or dW = dyᵀ · x with `replaceDW`.
 @inline(__always)
-func linearBackward(dx: FPtr?, accumulate: Bool, dw: FPtr, dy: CFPtr, x: CFPtr, w: CFPtr,
+func linearBackward(dx: FPtr?, accumulate: Bool, dw: FPtr, replaceDW: Bool = false, dy: CFPtr, x: CFPtr, w: CFPtr,
                     n: Int, inDim: Int, outDim: Int) {
     if let dx {
         gemm(false, false, m: n, n: inDim, k: outDim, dy, lda: outDim, w, ldb: inDim,
              beta: accumulate ? 1 : 0, dx, ldc: inDim)
     }
-    gemm(true, false, m: outDim, n: inDim, k: n, dy, lda: outDim, x, ldb: inDim, beta: 1, dw, ldc: inDim)
+    gemm(true, false, m: outDim, n: inDim, k: n, dy, lda: outDim, x, ldb: inDim, beta: replaceDW ? 0 : 1, dw, ldc: inDim)
 }
 
 /// RMSNorm (Hugging Face Llama): out = w ⊙ x / √(mean(x²) + ε). x, out (N,C); rstd (N).

@@ -57,8 +57,10 @@ public struct LossResult: Sendable {
 }
 
 extension Transformer {
-    /// Forward, loss, and (unless `backward` is false) the backward pass, adding into `gradients`.
-    public func loss(_ batch: TokenBatch, _ objective: Objective, backward: Bool = true) throws -> LossResult {
+    /// Forward, loss, and (unless `backward` is false) the backward pass, adding into `gradients`, or
+    /// writing over them with `gradients: .replace` (no separate zeroing pass needed).
+    public func loss(_ batch: TokenBatch, _ objective: Objective, backward: Bool = true,
+                     gradients mode: GradientMode = .accumulate) throws -> LossResult {
         let n = batch.rowCount, vocab = config.vocabSize
         func checkCount(_ a: [Float], _ what: String) throws {
             if a.count != n { throw ModelError.input("\(what) has \(a.count) entries for a batch of \(n) tokens.") }
@@ -145,7 +147,7 @@ extension Transformer {
             }
         }
         if backward {
-            self.backward(dLogits: dLogits)
+            self.backward(dLogits: dLogits, gradients: mode)
         }
         return LossResult(loss: total, logProbs: logProbs, tokens: count,
                           clipFraction: count > 0 ? Double(clipped) / Double(count) : 0)

@@ -223,8 +223,10 @@ public final class Transformer: @unchecked Sendable {
         return UnsafeBufferPointer(start: a + o.logits, count: n * vocab)
     }
 
-    /// Back-propagates dLoss/dlogits (rows, vocab) through the last forward, adding into `gradients`.
-    public func backward(dLogits: UnsafePointer<Float>) {
+    /// Back-propagates dLoss/dlogits (rows, vocab) through the last forward, adding into `gradients`, or
+    /// with `.replace` writing this batch's gradient over whatever they held: each weight matrix's
+    /// product then writes its gradient (β = 0) instead of adding to a buffer zeroed in a pass of its own.
+    public func backward(dLogits: UnsafePointer<Float>, gradients mode: GradientMode = .accumulate) {
         guard let batch = lastBatch else { preconditionFailure("backward without a forward") }
         let o = actOffsets
         let n = batch.rowCount, c = config.hiddenSize, heads = config.numAttentionHeads
@@ -245,9 +247,18 @@ public final class Transformer: @unchecked Sendable {
         let sb = grads.reserve(off)
         let dx = sb + oDx, dln = sb + oDln, datt = sb + oDatt, dqkv = sb + oDqkv
         let dgu = sb + oDgu, dh = sb + oDh, scr = sb + oScr
+        let replace = mode == .replace
+        if replace {
+            // What no product writes: the norm gains (added row by row), and an untied embedding (scattered
+            // into); a tied one is the LM head, written first.
+            for l in L.layers { (g + l.inputNorm).update(repeating: 0, count: c); (g + l.postNorm).update(repeating: 0, count: c) }
+            (g + L.finalNorm).update(repeating: 0, count: c)
+            if L.lmHead != L.embed { (g + L.embed).update(repeating: 0, count: vocab * c) }
+            if n == 0 { gradients.zero(); return }
+        }
 
         // LM head and final norm.
-        linearBackward(dx: dln, accumulate: false, dw: g + L.lmHead, dy: dLogits, x: a + o.lnf, w: p + L.lmHead,
+        linearBackward(dx: dln, accumulate: false, dw: g + L.lmHead, replaceDW: replace, dy: dLogits, x: a + o.lnf, w: p + L.lmHead,
                        n: n, inDim: c, outDim: vocab)
         dx.update(repeating: 0, count: n * c)
         rmsnormBackward(dx: dx, dw: g + L.finalNorm, dout: dln, x: a + o.xOut, w: p + L.finalNorm,
@@ -257,15 +268,15 @@ public final class Transformer: @unchecked Sendable {
             for l in stride(from: config.numHiddenLayers - 1, through: 0, by: -1) {
                 let base = a + l * o.perLayer, W = L.layers[l]
                 // MLP: dx is dLoss/d(next residual) = dLoss/dx_mid through the skip, plus the MLP branch.
-                linearBackward(dx: dh, accumulate: false, dw: g + W.down, dy: dx, x: base + o.h, w: p + W.down,
+                linearBackward(dx: dh, accumulate: false, dw: g + W.down, replaceDW: replace, dy: dx, x: base + o.h, w: p + W.down,
                                n: n, inDim: inter, outDim: c)
                 swigluBackward(dgu: dgu, dh: dh, gu: base + o.gu, n: n, inter: inter)
-                linearBackward(dx: dln, accumulate: false, dw: g + W.gate, dy: dgu, x: base + o.ln2, w: p + W.gate,
+                linearBackward(dx: dln, accumulate: false, dw: g + W.gate, replaceDW: replace, dy: dgu, x: base + o.ln2, w: p + W.gate,
                                n: n, inDim: c, outDim: 2 * inter)
                 rmsnormBackward(dx: dx, dw: g + W.postNorm, dout: dln, x: base + o.xMid, w: p + W.postNorm,
                                 rstd: base + o.rstd2, n: n, c: c)
                 // Attention: dx is now dLoss/dx_mid.
-                linearBackward(dx: datt, accumulate: false, dw: g + W.o, dy: dx, x: base + o.att, w: p + W.o,
+                linearBackward(dx: datt, accumulate: false, dw: g + W.o, replaceDW: replace, dy: dx, x: base + o.att, w: p + W.o,
                                n: n, inDim: hd, outDim: c)
                 // attentionBackward writes every row of dqkv: sequences in order, a prompt before those continuing it.
                 for s in 0..<batch.sequenceCount {
@@ -284,7 +295,7 @@ public final class Transformer: @unchecked Sendable {
                 }
                 ropeApply(dqkv, positions: pos.baseAddress!, n: n, heads: heads, headDim: d, rowStride: qkvDim, tables: rope, inverse: true)
                 ropeApply(dqkv + hd, positions: pos.baseAddress!, n: n, heads: kvHeads, headDim: d, rowStride: qkvDim, tables: rope, inverse: true)
-                linearBackward(dx: dln, accumulate: false, dw: g + W.q, dy: dqkv, x: base + o.ln1, w: p + W.q,
+                linearBackward(dx: dln, accumulate: false, dw: g + W.q, replaceDW: replace, dy: dqkv, x: base + o.ln1, w: p + W.q,
                                n: n, inDim: c, outDim: qkvDim)
                 rmsnormBackward(dx: dx, dw: g + W.inputNorm, dout: dln, x: base + o.xIn, w: p + W.inputNorm,
                                 rstd: base + o.rstd1, n: n, c: c)
@@ -297,6 +308,9 @@ public final class Transformer: @unchecked Sendable {
     }
 
     public func zeroGradients() { gradients.zero() }
+
+    /// What a backward pass does with `gradients`.
+    public enum GradientMode: Sendable { case accumulate, replace }
 
     /// The mean over each sequence's tokens of the final hidden state (after the final RMSNorm): a frozen
     /// sentence embedding, DOTS's z_q. Returns (sequences, hidden) row-major. Runs `forward`, so it

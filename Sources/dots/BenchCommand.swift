@@ -4,10 +4,11 @@ import ArgumentParser
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure: model and wire speed, time to target (the headline), a soak under faults.",
+        abstract: "Measure: model, learner and wire speed, time to target (the headline), a soak under faults.",
         subcommands: [
             BenchModelCommand.self,
             BenchWireCommand.self,
+            BenchLearnerCommand.self,
             BenchTTTCommand.self,
             BenchSoakCommand.self,
         ]

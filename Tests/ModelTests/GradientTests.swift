@@ -300,6 +300,26 @@ func sharedPromptEqualsRepeatedPrompt(lengths: [Int]) throws {
     try expectSameLossAndGradient(model, full, wFull, shared, wShared, relativeTolerance: 1e-4)
 }
 
+/// `gradients: .replace` writes a batch's gradient over whatever the buffer held (here NaN everywhere):
+/// bit for bit what zeroing it and adding gives, with the embedding tied and untied, a shared prompt, and
+/// sequences on both attention paths. An element that no part of the backward wrote would stay NaN.
+@Test(arguments: [false, true])
+func replacingGradientsEqualsZeroingThenAdding(tied: Bool) throws {
+    let model = try tinyModel(seed: 43, tied: tied)
+    var rng = SplitMix64(seed: 44)
+    let seqs: [[Int32]] = [5, 3, 4, 20, 6].map { n in (0..<n).map { _ in Int32(rng.next() % 100) } }
+    let batch = TokenBatch(sequences: seqs, parents: [-1, 0, 0, 0, -1])
+    let w = (0..<batch.rowCount).map { _ in Float(rng.next() % 3) }
+    model.zeroGradients()
+    let added = try model.loss(batch, .crossEntropy(weights: w))
+    let expected = model.gradients.array
+    model.gradients.write([Float](repeating: .nan, count: model.parameterCount), at: 0)
+    let replaced = try model.loss(batch, .crossEntropy(weights: w), gradients: .replace)
+    let differing: Int = zip(model.gradients.array, expected).filter { $0 != $1 }.count
+    #expect(added.loss == replaced.loss)
+    #expect(differing == 0, "\(differing) of \(expected.count) gradient elements differ")
+}
+
 /// Weighted cross-entropy over two batches that should be the same computation laid out differently:
 /// the same loss, and gradients within `relativeTolerance` of the largest component.
 func expectSameLossAndGradient(_ model: Transformer, _ a: TokenBatch, _ wa: [Float], _ b: TokenBatch, _ wb: [Float],

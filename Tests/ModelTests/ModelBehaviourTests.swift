@@ -190,9 +190,15 @@ func checkpointRoundTripIsBitExact(tied: Bool) throws {
 /// The vectorised AdamW against a plain scalar transcription of the update (clip, moments, bias
 /// correction, decoupled decay on matrices only), over three steps; also split over 2 and 3 threads (the
 /// learner's), on the tiny model and on one whose tensors are not multiples of eight long (12-wide norms,
-/// a 101 × 12 embedding), so runs end mid-vector and the scalar tails are split too.
+/// a 101 × 12 embedding), so runs end mid-vector and the scalar tails are split too. With `extras`, the
+/// gradient arrives in pieces, as a data-parallel learner's shares give it: the model's buffer holds one
+/// piece and `update(_:adding:)` reads the others.
 @Test(arguments: [1, 2, 3], [false, true])
 func adamWMatchesScalarReference(threads: Int, oddSizes: Bool) throws {
+    for extras in [0, 1, 2] { try adamWMatchesScalarReference(threads: threads, oddSizes: oddSizes, extras: extras) }
+}
+
+func adamWMatchesScalarReference(threads: Int, oddSizes: Bool, extras: Int) throws {
     let model: Transformer
     if oddSizes {
         model = try Transformer(config: ModelConfig(vocabSize: 101, hiddenSize: 12, intermediateSize: 20, numHiddenLayers: 1,
@@ -208,8 +214,21 @@ func adamWMatchesScalarReference(threads: Int, oddSizes: Bool) throws {
     var rng = SplitMix64(seed: 92)
     for step in 1...3 {
         let g = (0..<p.count).map { _ in Double(rng.nextGaussian()) * 0.01 }
-        model.gradients.write(g.map(Float.init), at: 0)
-        opt.update(model)
+        // Pieces that add up to g (to Float rounding): the extras hold small multiples of 2⁻¹², the model the rest.
+        var rest = g.map(Float.init)
+        let pieces = (0..<extras).map { _ in
+            let b = FloatBuffer(count: p.count)
+            for i in 0..<p.count {
+                let x = Float(Int(rng.next() % 41) - 20) / 4096
+                b[i] = x
+                rest[i] -= x
+            }
+            return b
+        }
+        model.gradients.write(rest, at: 0)
+        let before = pieces.map(\.array)
+        opt.update(model, adding: pieces)
+        if extras == 1 { #expect(pieces[0].array == before[0], "a single extra buffer is only read") }
         let norm = g.map { $0 * $0 }.reduce(0, +).squareRoot()
         let scale = norm > 0.5 ? 0.5 / norm : 1
         for e in model.layout.entries {
@@ -224,7 +243,7 @@ func adamWMatchesScalarReference(threads: Int, oddSizes: Bool) throws {
         }
     }
     let worst = zip(model.parameters.array, p).map { abs(Double($0) - $1) }.max()!
-    #expect(worst < 1e-5, "max difference \(worst)")
+    #expect(worst < 1e-5, "max difference \(worst) with \(extras) extra gradient buffers")
 }
 
 @Test("OpenBLAS's kernel choice: a pre-AVX2 fallback on an AVX2 or AVX-512 CPU is replaced, a fitting choice is kept")
