@@ -88,9 +88,9 @@ public enum TimeToTarget {
             let finals = (runs[m] ?? []).compactMap { smooth($0, window: window).last?.accuracy }
             return Row(method: m, steps: r.map { $0?.step }, seconds: r.map { $0?.seconds }, timeSaved: paired,
                        meanSteps: meanSteps, meanSeconds: meanSeconds, secondsPerStep: perStep,
-                       stepsSaved: meanSteps.flatMap { s in baseSteps.map { 1 - s / $0 } },
-                       perStepTimeSaved: perStep.flatMap { s in basePerStep.map { 1 - s / $0 } },
-                       totalTimeSaved: meanSeconds.flatMap { s in baseSeconds.map { 1 - s / $0 } },
+                       stepsSaved: meanSteps.flatMap { s in baseSteps.flatMap { $0 > 0 ? 1 - s / $0 : nil } },
+                       perStepTimeSaved: perStep.flatMap { s in basePerStep.flatMap { $0 > 0 ? 1 - s / $0 : nil } },
+                       totalTimeSaved: meanSeconds.flatMap { s in baseSeconds.flatMap { $0 > 0 ? 1 - s / $0 : nil } },
                        totalTimeSavedSpread: sd(paired.compactMap { $0 }), finalAccuracy: mean(finals))
         }
         return (target, rows)
@@ -207,7 +207,12 @@ public enum TimeToTarget {
         public var informativeGroupsToTarget: Double?
 
         /// From a run's records; `reach` is the step at which it reached the target. Nil without records.
+        /// A step logged twice (a learner restarted by `dots launch` repeats its step) counts once, its
+        /// last record, as the training clock of `bench ttt` takes it.
         public init?(_ records: [StepRecord], reach: Int?) {
+            var byStep: [Int: StepRecord] = [:]
+            for r in records { byStep[r.step] = r }
+            let records = byStep.keys.sorted().map { byStep[$0]! }
             guard !records.isEmpty else { return nil }
             func informative(_ r: StepRecord) -> Double {
                 Double(r.groupsByActor.values.reduce(0, +)) * (1 - r.fracAllEqual) + Double(r.replay?.replayed ?? 0)
@@ -249,7 +254,7 @@ public enum TimeToTarget {
         var s = "| learner budget | update a step | informative groups a step | update per informative group | informative groups to the target | update seconds to the target | most time saved if all but the update were free |\n"
         s += "|---|---:|---:|---:|---:|---:|---:|\n"
         for (m, b) in budgets {
-            let ceiling = b.updateSecondsToTarget.flatMap { u in baselineSeconds.map { 1 - u / $0 } }
+            let ceiling = b.updateSecondsToTarget.flatMap { u in baselineSeconds.flatMap { $0 > 0 ? 1 - u / $0 : nil } }
             s += "| \(m) | \(num(b.updateSeconds, "%.3f s")) | \(num(b.informativeGroups, "%.1f")) | "
             s += "\(num(b.informativeGroups > 0 ? 1000 * b.updateSeconds / b.informativeGroups : nil, "%.1f ms")) | "
             s += "\(num(b.informativeGroupsToTarget, "%.0f")) | \(num(b.updateSecondsToTarget, "%.0f s")) | \(num(ceiling.map { 100 * $0 }, "%.0f%%")) |\n"

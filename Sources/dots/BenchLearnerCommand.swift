@@ -21,9 +21,10 @@ struct BenchLearnerCommand: AsyncParsableCommand {
         measured in interleaved rounds, each keeping its fastest repetition, as in `dots bench model`.
 
         GFLOP/s counts the model's matrix products, 6·P per trained row (forward and backward; a shared \
-        prompt's rows once); the fraction divides by learner_threads × the one-thread peak. The update's cost \
-        per informative group (rewards not all equal) is what `dots bench ttt`'s learner budget measures in \
-        real runs.
+        prompt's rows once; attention is done but not counted); the fraction divides by learner_threads × the \
+        one-thread peak. The cost per informative group (rewards not all equal) is of the fastest update; \
+        `dots bench ttt`'s learner budget gives the mean over real runs' steps, which also pay for π_old passes \
+        (DOTS reference groups, replay) and share the cores with actors.
         """)
 
     @Option(help: "The cluster file whose [model] and [training] settings the learner uses.") var config = "cluster.conf"

@@ -82,6 +82,12 @@ private func metricsLine(step: Int, update: Double, groups: [String: Int], allEq
     let md = TimeToTarget.budgetMarkdown([("grpo", b), ("slow", never)], baselineSeconds: 2)
     #expect(md.contains("| grpo | 0.300 s | 50.7 | 5.9 ms | 88 | 0 s | 75% |"))
     #expect(md.contains("| slow | 0.300 s | 50.7 | 5.9 ms | — | — | — |"))
+    // A baseline that was at the target from the start (0 s) gives no ceiling rather than −∞.
+    #expect(TimeToTarget.budgetMarkdown([("grpo", b)], baselineSeconds: 0).contains("| 88 | 0 s | — |"))
+    // A step logged twice (a restarted learner) counts once, by its last record.
+    let again = TimeToTarget.StepRecord.parse(text + "\n" + metricsLine(step: 2, update: 0.1, groups: ["1000": 64], allEqual: 0.5))
+    let deduped = try #require(TimeToTarget.Budget(again, reach: 2))
+    #expect(deduped.informativeGroupsToTarget == 64 && abs((deduped.updateSecondsToTarget ?? 0) - 0.3) < 1e-12)
 }
 
 @Test func aCompareOperandSplitsAtItsLastColon() {
