@@ -61,8 +61,8 @@ public struct UpdateStats: Sendable {
     /// Mini-batches that needed the π_old pass (they held a group older than the step's weights and
     /// came after the first mini-batch, which takes π_old from its own forward).
     public var oldLogProbBatches = 0
-    /// Rows run forward and backward (shared prompt rows once), and rows run forward only for π_old.
-    public var trainedRows = 0, oldLogProbRows = 0
+    /// Rows run forward and backward (shared prompt rows once).
+    public var trainedRows = 0
     /// Seconds in the optimizer (summing the shares' gradients and AdamW), of the whole update.
     public var optimizerSeconds = 0.0
 }
@@ -219,7 +219,6 @@ public final class GRPOUpdater: @unchecked Sendable {
             if !hasRows(b) || fresh { old.append(b.map { _ in .behaviour }); continue }
             if i == first { old.append(b.map { _ in .current }); continue }
             stats.oldLogProbBatches += 1
-            stats.oldLogProbRows += b.map(\.advantages.count).reduce(0, +)
             let lps = try eachShare(b) { m, share, _ in try m.targetLogProbs(share.batch, temperature: temperature) }
             for (lp, share) in zip(lps, b) { if let lp { addGap(lp, share) } }
             old.append(lps.map { $0.map { .logProbs($0) } ?? .behaviour })

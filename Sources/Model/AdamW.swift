@@ -71,10 +71,9 @@ public final class AdamW: @unchecked Sendable {
     public func update(_ model: Transformer, adding extra: [FloatBuffer] = []) -> Float {
         let parts = max(1, min(threads, 8)), entries = layout.entries
         if extra.count > 1 {
-            let target = extra[extra.count - 1], n = target.count
+            let target = extra[extra.count - 1]
             Self.inParallel(parts) { j in
-                let chunk = (n / parts + 7) / 8 * 8, range = min(n, j * chunk)..<(j == parts - 1 ? n : min(n, (j + 1) * chunk))
-                for other in extra.dropLast() { target.add(other, range: range) }
+                for e in entries { for other in extra.dropLast() { target.add(other, range: Self.run(e, j, of: parts)) } }
             }
         }
         let b = Buffers(g: model.gradients.ptr, g2: extra.last?.ptr, p: model.parameters.ptr, m: m.ptr, v: v.ptr,
