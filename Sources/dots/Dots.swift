@@ -25,7 +25,7 @@ struct Dots: AsyncParsableCommand {
 
         Watch: `dots top` (live, per worker), `dots plot RUN_DIR --out run.svg` (accuracy and tokens/s \
         over time). Look: `dots eval --checkpoint DIR` (accuracy), `dots sample` (what a checkpoint \
-        writes). Measure: `dots bench model|wire|ttt|soak`. Plain GRPO, the baseline: `dots launch --set \
+        writes). Measure: `dots bench model|learner|wire|ttt|soak`. Plain GRPO, the baseline: `dots launch --set \
         training.selection=uniform`; DOTS uses the predictor in checkpoints/predictor (`dots predictor \
         train` makes another). Every subcommand has its own --help.
         """,
