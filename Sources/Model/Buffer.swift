@@ -1,14 +1,44 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A flat, heap-allocated array of `Float` with a stable address: the storage under parameters,
 /// gradients, optimizer moments and activations (llm.c's layout). Kernels take its pointer; nothing
 /// outside `Model` touches raw memory.
+///
+/// On Linux a buffer of a huge page (2 MiB) or more is aligned to one and asks the kernel for
+/// transparent huge pages (`madvise`, which Debian's default "madvise" mode needs): a training step
+/// streams ≈ 150 MB of activations and a decode step ≈ 67 MB of KV cache, and with 4 KiB pages every
+/// 4 KiB of that costs a TLB miss.
 public final class FloatBuffer: @unchecked Sendable {
     public let count: Int
     let ptr: UnsafeMutablePointer<Float>
+    /// Whether `ptr` came from posix_memalign (freed with free) rather than Swift's allocator.
+    private let hugePageAligned: Bool
+
+    static let hugePageBytes = 2 << 20
 
     public init(count: Int, value: Float = 0) {
         self.count = count
-        ptr = .allocate(capacity: Swift.max(count, 1))
-        ptr.initialize(repeating: value, count: Swift.max(count, 1))
+        let n = Swift.max(count, 1)
+        (ptr, hugePageAligned) = Self.allocate(n)
+        ptr.initialize(repeating: value, count: n)
+    }
+
+    private static func allocate(_ n: Int) -> (UnsafeMutablePointer<Float>, Bool) {
+        #if os(Linux)
+        let bytes = n * MemoryLayout<Float>.stride
+        if bytes >= hugePageBytes {
+            let rounded = (bytes + hugePageBytes - 1) / hugePageBytes * hugePageBytes
+            var raw: UnsafeMutableRawPointer?
+            if posix_memalign(&raw, hugePageBytes, rounded) == 0, let raw {
+                // Advice only: where THP is off the pages are simply 4 KiB.
+                _ = madvise(raw, rounded, MADV_HUGEPAGE)
+                return (raw.bindMemory(to: Float.self, capacity: n), true)
+            }
+        }
+        #endif
+        return (.allocate(capacity: n), false)
     }
 
     public convenience init(_ values: [Float]) {
@@ -18,7 +48,9 @@ public final class FloatBuffer: @unchecked Sendable {
         }
     }
 
-    deinit { ptr.deallocate() }
+    deinit {
+        if hugePageAligned { free(ptr) } else { ptr.deallocate() }
+    }
 
     /// The raw storage, for serialisation; valid while the buffer lives.
     public var pointer: UnsafePointer<Float> { UnsafePointer(ptr) }

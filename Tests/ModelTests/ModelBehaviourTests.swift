@@ -258,3 +258,21 @@ func blasCoreChoice() {
     #expect(BLASCore.betterCoreType(current: "Prescott", cpuFlags: ["sse3", "avx"]) == nil)
     #expect(!BLASCore.name.isEmpty && BLASCore.name != "unknown")
 }
+
+@Test func largeBuffersAreHugePageAlignedAndBehaveLikeSmallOnes() {
+    // One float short of a huge page, exactly one, and one past it: each filled, written, copied and freed.
+    let page = FloatBuffer.hugePageBytes / MemoryLayout<Float>.stride
+    for count in [page - 1, page, page + 1] {
+        let b = FloatBuffer(count: count, value: 1.5)
+        #if os(Linux)
+        if count >= page { #expect(Int(bitPattern: b.pointer) % FloatBuffer.hugePageBytes == 0) }
+        #endif
+        #expect(b[0] == 1.5 && b[count - 1] == 1.5)
+        b[count - 1] = 3
+        let c = FloatBuffer(count: count)
+        c.copy(from: b)
+        #expect(c[count - 1] == 3 && c[count / 2] == 1.5)
+        c.zero()
+        #expect(c[count - 1] == 0)
+    }
+}
