@@ -195,6 +195,19 @@ public enum TimeToTarget {
             let decoder = JSONDecoder()
             return text.split(separator: "\n").compactMap { try? decoder.decode(StepRecord.self, from: Data($0.utf8)) }
         }
+
+        /// A run's training clock: each step's `time` less all the checkpoint writing logged up to it (a
+        /// restarted learner's repeated step counts its writing twice, as the wall-clock paid for it twice,
+        /// and keeps its last time). Step 0, before any training, is 0.
+        public static func trainingClock(_ records: [StepRecord]) -> [Int: Double] {
+            var clock: [Int: Double] = [0: 0]
+            var checkpointSeconds = 0.0
+            for r in records {
+                checkpointSeconds += r.seconds.checkpoint ?? 0
+                clock[r.step] = r.time - checkpointSeconds
+            }
+            return clock
+        }
     }
 
     /// What a run's learner spent: means a step of the update's seconds and of the informative groups

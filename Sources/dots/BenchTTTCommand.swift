@@ -228,15 +228,8 @@ struct BenchTTTCommand: AsyncParsableCommand {
     /// Held-out accuracy of every `step-N` checkpoint of a run (and step 0 = the base), with the run's
     /// training clock: metrics.jsonl's `time` less the checkpoint writing up to that step.
     func evaluate(runDir: URL, test: [Problem], training: ClusterConfig.TrainingConfig) throws -> [TimeToTarget.Point] {
-        var clock: [Int: Double] = [0: 0]
-        var checkpointSeconds = 0.0
         let metrics = try String(contentsOf: runDir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
-        for line in metrics.split(separator: "\n") {
-            guard let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let step = obj["step"] as? Int, let time = obj["time"] as? Double else { continue }
-            checkpointSeconds += (obj["seconds"] as? [String: Any])?["checkpoint"] as? Double ?? 0
-            clock[step] = time - checkpointSeconds
-        }
+        let clock = TimeToTarget.StepRecord.trainingClock(TimeToTarget.StepRecord.parse(metrics))
         let dir = runDir.appendingPathComponent("checkpoints")
         var steps = (try FileManager.default.contentsOfDirectory(atPath: dir.path))
             .compactMap { $0.hasPrefix("step-") ? Int($0.dropFirst(5)) : nil }.sorted()

@@ -90,6 +90,17 @@ private func metricsLine(step: Int, update: Double, groups: [String: Int], allEq
     #expect(deduped.informativeGroupsToTarget == 64 && abs((deduped.updateSecondsToTarget ?? 0) - 0.3) < 1e-12)
 }
 
+@Test func trainingClockSubtractsEveryCheckpointWrittenSoFar() {
+    // Times 0.5, 1.0, 1.5 s; each line logs 0.01 s of checkpoint writing. A restarted learner logs step 2
+    // again at 1.25 s: the clock keeps that time and still subtracts the first attempt's writing.
+    let text = [1, 2, 3].map { metricsLine(step: $0, update: 0.1, groups: ["1000": 8], allEqual: 0) }
+        .joined(separator: "\n") + "\nnot json\n" + metricsLine(step: 2, update: 0.1, groups: ["1000": 8], allEqual: 0)
+            .replacingOccurrences(of: #""time":1.0"#, with: #""time":1.25"#)
+    let clock = TimeToTarget.StepRecord.trainingClock(TimeToTarget.StepRecord.parse(text))
+    #expect(clock.keys.sorted() == [0, 1, 2, 3] && clock[0] == 0)
+    #expect(abs(clock[1]! - 0.49) < 1e-12 && abs(clock[3]! - 1.47) < 1e-12 && abs(clock[2]! - 1.21) < 1e-12)
+}
+
 @Test func aCompareOperandSplitsAtItsLastColon() {
     #expect(TimeToTarget.ComparedRun("runs/ttt9-b64:grpo") == TimeToTarget.ComparedRun(folder: "runs/ttt9-b64", method: "grpo"))
     #expect(TimeToTarget.ComparedRun("a:b:dots+rr")?.folder == "a:b")
