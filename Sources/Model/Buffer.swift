@@ -8,8 +8,8 @@ import Glibc
 ///
 /// On Linux a buffer of a huge page (2 MiB) or more is aligned to one and asks the kernel for
 /// transparent huge pages (`madvise`, which Debian's default "madvise" mode needs): a training step
-/// streams ≈ 150 MB of activations and a decode step ≈ 67 MB of KV cache, and with 4 KiB pages every
-/// 4 KiB of that costs a TLB miss.
+/// streams ≈ 150 MB of activations, and with 4 KiB pages every 4 KiB of that costs a TLB miss
+/// (the benchmark's training step ran ≈ 3% faster; docs/benchmarks.md, session 12).
 public final class FloatBuffer: @unchecked Sendable {
     public let count: Int
     let ptr: UnsafeMutablePointer<Float>
