@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// A flat, heap-allocated array of `Float` with a stable address: the storage under parameters,
