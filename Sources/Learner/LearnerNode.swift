@@ -5,6 +5,17 @@ import Synchronization
 import Tasks
 import Wire
 
+extension GRPOSettings {
+    /// The update's settings from a cluster file's [training] table, as the learner trains with them
+    /// (`dots bench learner` too); the rest keep their defaults.
+    public init(training t: ClusterConfig.TrainingConfig) {
+        self.init()
+        learningRate = Float(t.learningRate)
+        miniBatchGroups = t.miniBatchSize
+        temperature = Float(t.temperature)
+    }
+}
+
 /// The learner process: owns the trainable weights and the optimizer. Each step it gathers B fresh rollout
 /// groups from the actors (PULL; groups more than `max_lag` versions old are dropped and counted), runs the
 /// GRPO update, pushes the new weights version to the coordinator, and logs the step to metrics.jsonl.
@@ -36,14 +47,10 @@ public final class LearnerNode {
         log = roleLogger(.learner, worker: ClusterConfig.learnerID)
         report = StatsReporter(role: .learner, sender: ClusterConfig.learnerID, host: config.learnerHost.name, rejects: rejects)
         node = try WireNode(config: config, security: security)
-        var s = GRPOSettings()
         let t = config.training
-        s.learningRate = Float(t.learningRate)
-        s.miniBatchGroups = t.miniBatchSize
-        s.temperature = Float(t.temperature)
         let start = try LearnerStart.load(base: URL(fileURLWithPath: config.model.checkpoint),
                                           checkpoints: resume ? runDir.appendingPathComponent("checkpoints") : nil,
-                                          settings: s, replay: ReplayBuffer(capacity: t.replayCapacity, seed: UInt64(t.seed) &+ 17))
+                                          settings: GRPOSettings(training: t), replay: ReplayBuffer(capacity: t.replayCapacity, seed: UInt64(t.seed) &+ 17))
         updater = start.updater
         tokenizer = start.tokenizer
         replay = start.replay

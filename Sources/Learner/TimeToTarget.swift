@@ -60,13 +60,22 @@ public enum TimeToTarget {
         public var finalAccuracy: Double?
     }
 
+    /// The mean, nil for none.
+    static func mean(_ xs: [Double]) -> Double? { xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count) }
+
+    /// 1 − x / base: the share of the baseline's steps or seconds saved; nil when either is missing or the
+    /// baseline is not positive (a baseline at its target from the start has nothing to save against).
+    static func saving(_ x: Double?, against base: Double?) -> Double? {
+        guard let x, let base, base > 0 else { return nil }
+        return 1 - x / base
+    }
+
     /// Rows for every method; `runs[method]` holds its curves by seed (seed order the same for all).
     public static func table(runs: [String: [[Point]]], methods: [String], baseline: String, window: Int) -> (target: Double?, rows: [Row]) {
         let target = self.target(baselineRuns: runs[baseline] ?? [], window: window)
         func reaches(_ m: String) -> [Point?] {
             (runs[m] ?? []).map { curve in target.flatMap { reach(smooth(curve, window: window), target: $0) } }
         }
-        func mean(_ xs: [Double]) -> Double? { xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count) }
         func sd(_ xs: [Double]) -> Double? {
             guard xs.count > 1, let m = mean(xs) else { return nil }
             return (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot()
@@ -81,16 +90,13 @@ public enum TimeToTarget {
             let meanSteps = mean(reached.map { Double($0.step) }), meanSeconds = mean(reached.map(\.seconds))
             let perStep = mean(reached.map { $0.seconds / Double(max(1, $0.step)) })
             // Paired by seed: the saving of seed i against the baseline's seed i.
-            let paired = zip(r, base).map { a, b -> Double? in
-                guard let a, let b, b.seconds > 0 else { return nil }
-                return 1 - a.seconds / b.seconds
-            }
+            let paired = zip(r, base).map { a, b in saving(a?.seconds, against: b?.seconds) }
             let finals = (runs[m] ?? []).compactMap { smooth($0, window: window).last?.accuracy }
             return Row(method: m, steps: r.map { $0?.step }, seconds: r.map { $0?.seconds }, timeSaved: paired,
                        meanSteps: meanSteps, meanSeconds: meanSeconds, secondsPerStep: perStep,
-                       stepsSaved: meanSteps.flatMap { s in baseSteps.flatMap { $0 > 0 ? 1 - s / $0 : nil } },
-                       perStepTimeSaved: perStep.flatMap { s in basePerStep.flatMap { $0 > 0 ? 1 - s / $0 : nil } },
-                       totalTimeSaved: meanSeconds.flatMap { s in baseSeconds.flatMap { $0 > 0 ? 1 - s / $0 : nil } },
+                       stepsSaved: saving(meanSteps, against: baseSteps),
+                       perStepTimeSaved: saving(perStep, against: basePerStep),
+                       totalTimeSaved: saving(meanSeconds, against: baseSeconds),
                        totalTimeSavedSpread: sd(paired.compactMap { $0 }), finalAccuracy: mean(finals))
         }
         return (target, rows)
@@ -248,7 +254,7 @@ public enum TimeToTarget {
         /// The mean of several runs' budgets (a method's seeds); the sums to the target over the runs that reached it.
         public static func mean(_ budgets: [Budget]) -> Budget? {
             guard !budgets.isEmpty else { return nil }
-            func mean(_ xs: [Double]) -> Double? { xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count) }
+            let mean = TimeToTarget.mean
             return Budget(updateSeconds: mean(budgets.map(\.updateSeconds))!,
                           informativeGroups: mean(budgets.map(\.informativeGroups))!,
                           updateSecondsToTarget: mean(budgets.compactMap(\.updateSecondsToTarget)),
@@ -267,7 +273,7 @@ public enum TimeToTarget {
         var s = "| learner budget | update a step | informative groups a step | update per informative group | informative groups to the target | update seconds to the target | most time saved if all but the update were free |\n"
         s += "|---|---:|---:|---:|---:|---:|---:|\n"
         for (m, b) in budgets {
-            let ceiling = b.updateSecondsToTarget.flatMap { u in baselineSeconds.flatMap { $0 > 0 ? 1 - u / $0 : nil } }
+            let ceiling = saving(b.updateSecondsToTarget, against: baselineSeconds)
             s += "| \(m) | \(num(b.updateSeconds, "%.3f s")) | \(num(b.informativeGroups, "%.1f")) | "
             s += "\(num(b.informativeGroups > 0 ? 1000 * b.updateSeconds / b.informativeGroups : nil, "%.1f ms")) | "
             s += "\(num(b.informativeGroupsToTarget, "%.0f")) | \(num(b.updateSecondsToTarget, "%.0f s")) | \(num(ceiling.map { 100 * $0 }, "%.0f%%")) |\n"

@@ -66,11 +66,7 @@ struct BenchLearnerCommand: AsyncParsableCommand {
 
         // The learner as LearnerNode sets it up: shares on their own threads, OpenBLAS on one.
         setComputeThreads(1)
-        var s = GRPOSettings()
-        s.learningRate = Float(t.learningRate)
-        s.miniBatchGroups = t.miniBatchSize
-        s.temperature = Float(t.temperature)
-        let updater = GRPOUpdater(model: loaded.model, settings: s)
+        let updater = GRPOUpdater(model: loaded.model, settings: GRPOSettings(training: t))
         updater.threads = threads
         updater.optimizer.threads = threads
         var last = try updater.update(groups, onPolicyVersion: 0)
@@ -95,12 +91,13 @@ struct BenchLearnerCommand: AsyncParsableCommand {
         let medianOptimizer = optimizer.sorted()[optimizer.count / 2]
         let gflops = 6 * p * Double(last.trainedRows) / best / 1e9
         let fraction = peak > 0 ? gflops / (Double(threads) * peak) : 0
+        let msPerGroup = informative > 0 ? 1000 * best / Double(informative) : 0
         let result: [String: Any] = [
             "checkpoint": ckpt, "threads": threads, "blas_core": BLASCore.name,
             "batch_size": t.batchSize, "group_size": t.groupSize, "mini_batch_size": t.miniBatchSize,
             "informative_groups": informative, "trained_rows": last.trainedRows, "mini_batches": last.miniBatches,
             "update_s_best": best, "update_s_median": median, "optimizer_s_median": medianOptimizer,
-            "ms_per_informative_group": informative > 0 ? 1000 * best / Double(informative) : 0,
+            "ms_per_informative_group": msPerGroup,
             "learner_gflops": gflops, "sgemm_peak_gflops": peak, "fraction_of_peak": fraction,
         ]
         if json {
@@ -111,7 +108,7 @@ struct BenchLearnerCommand: AsyncParsableCommand {
         GRPO learner update, \(ckpt): B = \(t.batchSize) prompts × G = \(t.groupSize), mini-batches of \(t.miniBatchSize) groups, \(threads) data-parallel thread\(threads == 1 ? "" : "s") (OpenBLAS \(BLASCore.name) kernels)
           informative groups      \(informative) of \(t.batchSize), \(last.trainedRows) rows trained in \(last.miniBatches) mini-batches
           update                  \(String(format: "%.3f s fastest, %.3f s median (optimizer %.3f s of it)", best, median, medianOptimizer))
-          per informative group   \(String(format: "%.2f ms", informative > 0 ? 1000 * best / Double(informative) : 0))
+          per informative group   \(String(format: "%.2f ms", msPerGroup))
           learner                 \(String(format: "%.1f GFLOP/s = %.1f%% of %d × %.1f GFLOP/s", gflops, 100 * fraction, threads, peak)) (one-thread sgemm peak, same run)
         """)
     }
